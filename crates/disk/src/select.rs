@@ -1,0 +1,206 @@
+//! Disk selectors: `serial=ABC`, `bus=nvme,min-size=100G`, `role=largest-other`, `/dev/vda`.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::discover::{human_bytes, Disk};
+
+/// One condition of a selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    Serial(String),
+    Wwn(String),
+    ById(String),
+    ByPath(String),
+    Model(String),
+    Size(u64),
+    MinSize(u64),
+    Bus(String),
+    Name(String),
+    RoleSystem,
+    RoleLargestOther,
+}
+
+/// A disk selector: every condition must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub text: String,
+    pub conds: Vec<Cond>,
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Parse `512`, `512M`, `2G`, `1TiB`, `1.5T` into bytes (binary units).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| anyhow!("bad size {s:?}: expected e.g. 512M, 2G, 1TiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        u => bail!("bad size unit {u:?} in {s:?}"),
+    };
+    Ok((v * mult as f64).round() as u64)
+}
+
+impl Selector {
+    /// Parse a selector. A plain `/dev/…` path selects that kernel disk.
+    pub fn parse(text: &str) -> Result<Selector> {
+        let text = text.trim();
+        if text.is_empty() {
+            bail!("empty disk selector");
+        }
+        if text.starts_with('/') {
+            let name = std::fs::canonicalize(text)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .or_else(|| Path::new(text).file_name().map(|n| n.to_string_lossy().into_owned()))
+                .ok_or_else(|| anyhow!("bad device path {text:?}"))?;
+            return Ok(Selector { text: text.into(), conds: vec![Cond::Name(name)] });
+        }
+        let mut conds = Vec::new();
+        for part in text.split(',') {
+            let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("bad selector term {part:?} in {text:?}: expected key=value (serial=, wwn=, by-id=, by-path=, model=, size=, min-size=, bus=, name=, role=)"))?;
+            let v = v.trim().to_string();
+            conds.push(match k.trim() {
+                "serial" => Cond::Serial(v),
+                "wwn" | "eui" => Cond::Wwn(v),
+                "by-id" => Cond::ById(v),
+                "by-path" => Cond::ByPath(v),
+                "model" => Cond::Model(v),
+                "size" => Cond::Size(parse_size(&v)?),
+                "min-size" => Cond::MinSize(parse_size(&v)?),
+                "bus" => Cond::Bus(v.to_ascii_lowercase()),
+                "name" => Cond::Name(v.trim_start_matches("/dev/").to_string()),
+                "role" if v == "system" => Cond::RoleSystem,
+                "role" if v == "largest-other" => Cond::RoleLargestOther,
+                "role" => bail!("unknown role {v:?} in {text:?}: use role=system or role=largest-other"),
+                other => bail!("unknown selector key {other:?} in {text:?}"),
+            });
+        }
+        Ok(Selector { text: text.into(), conds })
+    }
+
+    fn matches(&self, d: &Disk, dev_dir: &Path) -> bool {
+        let link_is = |dir: &str, v: &str| {
+            std::fs::canonicalize(dev_dir.join("disk").join(dir).join(v))
+                .ok()
+                .is_some_and(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == d.name))
+        };
+        self.conds.iter().all(|c| match c {
+            Cond::Serial(s) => d.serial.as_deref() == Some(s.as_str()),
+            Cond::Wwn(s) => d.wwn.as_deref().is_some_and(|w| w.eq_ignore_ascii_case(s)),
+            Cond::ById(s) => link_is("by-id", s),
+            Cond::ByPath(s) => link_is("by-path", s),
+            Cond::Model(s) => d.model.as_deref().is_some_and(|m| m.trim() == s.trim()),
+            Cond::Size(n) => d.size_bytes == *n,
+            Cond::MinSize(n) => d.size_bytes >= *n,
+            Cond::Bus(b) => d.bus.as_str() == b,
+            Cond::Name(n) => &d.name == n,
+            Cond::RoleSystem => d.roles.iter().any(|r| r == "system"),
+            Cond::RoleLargestOther => true,
+        })
+    }
+
+    /// Pick exactly one disk. `others` are disks already chosen in this job (e.g. the source);
+    /// they and the boot medium are never picked by `role=largest-other`.
+    pub fn select<'a>(&self, disks: &'a [Disk], others: &[&str], dev_dir: &Path) -> Result<&'a Disk> {
+        let mut found: Vec<&Disk> = disks.iter().filter(|d| self.matches(d, dev_dir)).collect();
+        if self.conds.contains(&Cond::RoleLargestOther) {
+            found.retain(|d| !others.contains(&d.name.as_str()) && !d.roles.iter().any(|r| r == "boot-medium"));
+            let max = found.iter().map(|d| d.size_bytes).max();
+            found.retain(|d| Some(d.size_bytes) == max);
+        }
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => bail!("selector {:?} matches no disk; the disks are:\n{}", self.text, candidates(disks.iter())),
+            many => bail!("selector {:?} matches {} disks; make it narrower (e.g. add serial=):\n{}", self.text, many.len(), candidates(many.iter().copied())),
+        }
+    }
+}
+
+fn candidates<'a>(ds: impl Iterator<Item = &'a Disk>) -> String {
+    ds.map(|d| format!("  {} bus={} model={} serial={} size={} ({} bytes)", d.name, d.bus.as_str(), d.model.as_deref().unwrap_or("-"), d.serial.as_deref().unwrap_or("-"), human_bytes(d.size_bytes), d.size_bytes))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::Bus;
+
+    fn disk(name: &str, serial: &str, size: u64) -> Disk {
+        Disk {
+            name: name.into(),
+            path: format!("/dev/{name}").into(),
+            devno: String::new(),
+            bus: Bus::Nvme,
+            model: Some("Same Model".into()),
+            serial: Some(serial.into()),
+            wwn: None,
+            size_bytes: size,
+            logical_sector: 512,
+            physical_sector: 512,
+            rotational: false,
+            removable: false,
+            read_only: false,
+            table: "none".into(),
+            disk_guid: None,
+            partitions: vec![],
+            holders: vec![],
+            mounts: vec![],
+            swaps: vec![],
+            roles: vec![],
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1TiB").unwrap(), 1 << 40);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("G").is_err());
+    }
+
+    #[test]
+    fn serial_tells_twins_apart_and_ambiguity_is_refused() {
+        let ds = vec![disk("nvme0n1", "A1", 1 << 30), disk("nvme1n1", "B2", 1 << 30)];
+        let dev = Path::new("/nonexistent");
+        assert_eq!(Selector::parse("serial=B2").unwrap().select(&ds, &[], dev).unwrap().name, "nvme1n1");
+        let e = Selector::parse("model=Same Model").unwrap().select(&ds, &[], dev).unwrap_err().to_string();
+        assert!(e.contains("matches 2 disks") && e.contains("A1") && e.contains("B2"), "{e}");
+        let e = Selector::parse("serial=ZZ").unwrap().select(&ds, &[], dev).unwrap_err().to_string();
+        assert!(e.contains("matches no disk"), "{e}");
+    }
+
+    #[test]
+    fn largest_other_skips_source_and_boot_medium() {
+        let mut ds = vec![disk("a", "1", 10), disk("b", "2", 30), disk("c", "3", 20), disk("d", "4", 40)];
+        ds[3].roles.push("boot-medium".into());
+        let s = Selector::parse("role=largest-other").unwrap();
+        assert_eq!(s.select(&ds, &["b"], Path::new("/x")).unwrap().name, "c");
+    }
+
+    #[test]
+    fn bad_selectors() {
+        assert!(Selector::parse("").is_err());
+        assert!(Selector::parse("serial").is_err());
+        assert!(Selector::parse("colour=red").is_err());
+        assert!(Selector::parse("role=fastest").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Reading a disk's partition table (GPT through the `gpt` crate, MBR by hand).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use anyhow::{Context, Result};
+
+/// A partition as the table describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePartition {
+    /// GPT entry index (1-based) or MBR slot (1–4).
+    pub number: u32,
+    pub start_bytes: u64,
+    pub size_bytes: u64,
+    pub type_id: String,
+    pub type_name: String,
+    pub label: Option<String>,
+    pub part_uuid: Option<String>,
+}
+
+/// What [`read_table`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTable {
+    /// `gpt`, `mbr` or `none`.
+    pub kind: &'static str,
+    pub disk_guid: Option<String>,
+    pub partitions: Vec<TablePartition>,
+}
+
+/// Human name of a GPT partition type GUID (lowercase text form).
+pub fn gpt_type_name(guid: &str) -> &'static str {
+    match guid.to_ascii_lowercase().as_str() {
+        "c12a7328-f81f-11d2-ba4b-00a0c93ec93b" => "EFI System",
+        "21686148-6449-6e6f-744e-656564454649" => "BIOS boot",
+        "0fc63daf-8483-4772-8e79-3d69d8477de4" => "Linux filesystem",
+        "4f68bce3-e8cd-4db1-96e7-fbcaf984b709" => "Linux root (x86-64)",
+        "44479540-f297-41b2-9af7-d131d5f0458a" => "Linux root (x86)",
+        "933ac7e1-2eb4-4f13-b844-0e14e2aef915" => "Linux home",
+        "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f" => "Linux swap",
+        "e6d6d379-f507-44c2-a23c-238f2a3df928" => "Linux LVM",
+        "a19d880f-05fc-4d3b-a006-743f0f84911e" => "Linux RAID",
+        "ca7d7ccb-63ed-4c53-861c-1742536059cc" => "Linux LUKS",
+        "bc13c2ff-59e6-4262-a352-b275fd6f7172" => "Linux extended boot",
+        "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7" => "Microsoft basic data",
+        "e3c9e316-0b5c-4db8-817d-f92df00215ae" => "Microsoft reserved",
+        "de94bba4-06d1-4d40-a16a-bfd50179d6ac" => "Windows recovery",
+        _ => "unknown",
+    }
+}
+
+fn mbr_type_name(t: u8) -> &'static str {
+    match t {
+        0x01 | 0x04 | 0x06 | 0x0b | 0x0c | 0x0e => "FAT",
+        0x07 => "NTFS/exFAT",
+        0x05 | 0x0f | 0x85 => "Extended",
+        0x82 => "Linux swap",
+        0x83 => "Linux",
+        0x8e => "Linux LVM",
+        0xef => "EFI System",
+        0xee => "GPT protective",
+        _ => "unknown",
+    }
+}
+
+fn read_at(f: &mut File, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    f.seek(SeekFrom::Start(off))?;
+    f.read_exact(buf)
+}
+
+/// Read the partition table of the disk open in `f` (`logical` = its logical sector size).
+pub fn read_table(f: &mut File, logical: u32, size: u64) -> Result<PartitionTable> {
+    let mut lba0 = [0u8; 512];
+    read_at(f, 0, &mut lba0).context("reading sector 0")?;
+    let mut hdr = [0u8; 8];
+    read_at(f, logical as u64, &mut hdr).context("reading sector 1")?;
+    let protective = lba0[510..512] == [0x55, 0xAA] && (0..4).any(|i| lba0[446 + 16 * i + 4] == 0xEE);
+    if &hdr == b"EFI PART" || protective {
+        let lb = gpt::disk::LogicalBlockSize::try_from(logical as u64).map_err(|e| anyhow::anyhow!("sector size {logical}: {e}"))?;
+        let dev = f.try_clone()?;
+        let disk = gpt::GptConfig::new().writable(false).logical_block_size(lb).open_from_device(dev).context("reading the GPT")?;
+        let mut partitions = Vec::new();
+        for (n, p) in disk.partitions() {
+            if !p.is_used() {
+                continue;
+            }
+            let type_id = p.part_type_guid.guid.to_string();
+            partitions.push(TablePartition {
+                number: *n,
+                start_bytes: p.first_lba * logical as u64,
+                size_bytes: (p.last_lba + 1).saturating_sub(p.first_lba) * logical as u64,
+                type_name: gpt_type_name(&type_id).to_string(),
+                type_id,
+                label: (!p.name.is_empty()).then(|| p.name.clone()),
+                part_uuid: Some(p.part_guid.to_string()),
+            });
+        }
+        return Ok(PartitionTable { kind: "gpt", disk_guid: Some(disk.guid().to_string()), partitions });
+    }
+    if lba0[510..512] == [0x55, 0xAA] {
+        let sig = u32::from_le_bytes(lba0[440..444].try_into().expect("4 bytes"));
+        let mut partitions = Vec::new();
+        for i in 0..4 {
+            let e = &lba0[446 + 16 * i..446 + 16 * (i + 1)];
+            let t = e[4];
+            let start = u32::from_le_bytes(e[8..12].try_into().expect("4 bytes")) as u64;
+            let len = u32::from_le_bytes(e[12..16].try_into().expect("4 bytes")) as u64;
+            if t == 0 || len == 0 || e[0] & 0x7f != 0 {
+                continue;
+            }
+            if (start + len) * logical as u64 > size {
+                continue;
+            }
+            partitions.push(TablePartition {
+                number: i as u32 + 1,
+                start_bytes: start * logical as u64,
+                size_bytes: len * logical as u64,
+                type_id: format!("0x{t:02x}"),
+                type_name: mbr_type_name(t).to_string(),
+                label: None,
+                part_uuid: Some(format!("{sig:08x}-{:02}", i + 1)),
+            });
+        }
+        if !partitions.is_empty() {
+            return Ok(PartitionTable { kind: "mbr", disk_guid: Some(format!("{sig:08x}")), partitions });
+        }
+    }
+    Ok(PartitionTable { kind: "none", disk_guid: None, partitions: Vec::new() })
+}

@@ -1,0 +1,10 @@
+//! Partition-table layout: reading raw GPT headers and rewriting them for another disk size.
+//!
+//! The exact clone keeps the source's partition entry array byte for byte (entry numbers,
+//! GUIDs, attributes and names untouched) and only moves the backup structures to the end of
+//! the target, so GPT is handled here at the byte level rather than through a library that
+//! renumbers entries on write.
+
+pub mod gpt_raw;
+
+pub use gpt_raw::{patch_protective_mbr, read_gpt, GptHeader, RawGpt, RelocatedGpt};
