@@ -1,1 +1,112 @@
+//! End-to-end tests in QEMU: OVMF firmware, Debian's kernel, the rescue USB image, disks on
+//! several buses. The artifacts come from scripts/test (or scripts/demo), which set
+//! SYSCLONE_E2E_DIR; without it these tests fail with a message, they never skip.
 
+mod qemu;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qemu::{Disk, Machine};
+
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("SYSCLONE_E2E_DIR").expect("SYSCLONE_E2E_DIR is not set: run scripts/test (it builds the images these tests boot)");
+    PathBuf::from(dir)
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn line_with<'a>(log: &'a str, marker: &str) -> &'a str {
+    log.lines().find(|l| l.contains(marker)).unwrap_or_else(|| panic!("no line with {marker:?} on the console:\n{log}"))
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// The firmware's variable store, as virt-firmware (PyPI) reads it.
+fn firmware_vars(vars: &Path) -> serde_json::Value {
+    let json = vars.with_extension("json");
+    run("virt-fw-vars", &["-i", vars.to_str().unwrap(), "--output-json", json.to_str().unwrap()]);
+    serde_json::from_slice(&fs::read(&json).unwrap()).unwrap()
+}
+
+fn var<'a>(vars: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    vars["variables"].as_array().unwrap().iter().find(|v| v["name"] == name).and_then(|v| v["data"].as_str())
+}
+
+fn u16s(hex: &str) -> Vec<u16> {
+    (0..hex.len() / 4).map(|i| u16::from_str_radix(&format!("{}{}", &hex[4 * i + 2..4 * i + 4], &hex[4 * i..4 * i + 2]), 16).unwrap()).collect()
+}
+
+/// UCS-2 description of a Boot#### variable's hex data.
+fn boot_description(hex: &str) -> String {
+    let b: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let units: Vec<u16> = b[6..].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+    String::from_utf16_lossy(&units)
+}
+
+#[test]
+fn clone_then_boot_the_clone() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let tgt = w.join("tgt.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    run("truncate", &["-s", "320M", tgt.to_str().unwrap()]);
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+    let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
+    let src_before = run("sha256sum", &[src.to_str().unwrap()]);
+
+    // Run 1: boot the rescue stick; the job clones SRC1 (NVMe) to TGT1 (virtio) and reboots.
+    let mut m = Machine::new(w, "run1");
+    m.usb_boot(&a.join("rescue/sysclone-usb.img"));
+    m.disk(Disk::nvme(&src, "SRC1"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    let log = m.run(900);
+    assert!(log.contains("SYSCLONE-RESULT ok"), "the clone job did not succeed:\n{log}");
+    let listed = line_with(&log, "disks listed (");
+    assert!(listed.contains("disks listed (3 found)"), "{listed}");
+    assert!(log.lines().any(|l| l.contains("nvme") && l.contains("serial=SRC1")), "NVMe source not listed:\n{log}");
+    assert!(log.lines().any(|l| l.contains("virtio") && l.contains("serial=TGT1")), "virtio target not listed:\n{log}");
+    assert!(log.lines().any(|l| l.contains("usb") && l.contains("[boot-medium]")), "USB stick not tagged boot-medium:\n{log}");
+    assert!(log.contains("rebooting"), "{log}");
+
+    // The source was only read.
+    assert_eq!(run("sha256sum", &[src.to_str().unwrap()]), src_before, "the source disk changed");
+    // Bytes: equal over the source's size, except the primary GPT header (LBA 1) and the
+    // protective MBR's size field.
+    let s = fs::read(&src).unwrap();
+    let t = fs::read(&tgt).unwrap();
+    assert_eq!(s[..458], t[..458]);
+    assert_eq!(s[462..512], t[462..512]);
+    assert_ne!(s[512..1024], t[512..1024]);
+    assert!(s[1024..] == t[1024..s.len()], "target differs from the source beyond the GPT header");
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "sgdisk -v on the clone:\n{v}");
+
+    // The firmware's store: a new entry for the clone's ESP, first in BootOrder.
+    let vars = firmware_vars(&m.vars);
+    let order = u16s(var(&vars, "BootOrder").expect("BootOrder"));
+    let first = format!("Boot{:04X}", order[0]);
+    let desc = boot_description(var(&vars, &first).expect("first boot entry"));
+    assert_eq!(desc, "sysclone clone on TGT1", "BootOrder {order:04X?} starts with {first} = {desc:?}");
+    let entry_line = line_with(&log, "boot entry Boot");
+    assert!(entry_line.contains(&first), "{entry_line}");
+
+    // Run 2, the reboot: only the clone is attached, no boot stick, same firmware store.
+    let mut m2 = Machine::with_vars(w, "run2", &m.vars);
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
+    let log2 = m2.run(600);
+    let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
+    assert_eq!(field(check, "partuuid"), esp_uuid, "{check}");
+    assert_eq!(field(check, "serial"), "TGT1", "{check}");
+    assert_eq!(field(check, "root-sha256"), expect_root, "root content of the clone:\n{check}");
+    assert_eq!(field(check, "bootcurrent"), &first[4..], "the firmware booted another entry: {check}");
+}

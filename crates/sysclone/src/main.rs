@@ -1,1 +1,27 @@
-fn main() {}
+//! sysclone: one binary, two lives. As PID 1 (or `/init`) it is the rescue system's init;
+//! from a shell it is the CLI.
+
+mod cli;
+mod image;
+
+use clap::Parser;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
+    if argv0 == "modprobe" {
+        std::process::exit(sysclone_init::pid1::modprobe_main(&args));
+    }
+    if std::process::id() == 1 || argv0 == "init" {
+        sysclone_init::pid1::main();
+    }
+    let cli = cli::Cli::parse();
+    if let Err(e) = cli::run(cli) {
+        eprintln!("error: {e:#}");
+        let code = match e.downcast_ref::<sysclone_disk::Refusal>() {
+            Some(_) => 3,
+            None => 1,
+        };
+        std::process::exit(code);
+    }
+}

@@ -1,0 +1,95 @@
+//! `sysclone.mode=bootcheck`: say which partition the firmware booted and what the root
+//! filesystem holds, then power off. The test fixtures' system disks boot into this, so a test
+//! can tell from the serial console which disk came up and whether its files are intact.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use nix::mount::{mount, MsFlags};
+use sha2::{Digest, Sha256};
+
+use crate::console::say;
+use crate::kmod::Loader;
+
+/// SHA-256 over the lines `<sha256 of file>  ./<path>` of every regular file below `root`,
+/// sorted bytewise by path: the same value as
+/// `cd ROOT && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum`.
+pub fn tree_digest(root: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    walk(root, root, &mut files)?;
+    files.sort();
+    let mut all = Sha256::new();
+    for rel in files {
+        let data = fs::read(root.join(&rel[2..])).with_context(|| format!("reading {rel}"))?;
+        let h: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        all.update(format!("{h}  {rel}\n").as_bytes());
+    }
+    Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for e in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            walk(root, &e.path(), out)?;
+        } else if ft.is_file() {
+            let rel = e.path().strip_prefix(root).map_err(|_| anyhow!("path outside root"))?.to_string_lossy().into_owned();
+            out.push(format!("./{rel}"));
+        }
+    }
+    Ok(())
+}
+
+/// Print the `SYSCLONE-BOOTCHECK` line.
+pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
+    loader.load("ext4");
+    let vars = sysclone_efi::EfiVars::new(efivars);
+    let partuuid = vars.loader_device_part_uuid()?.ok_or_else(|| anyhow!("the boot loader did not say which partition it started from (no LoaderDevicePartUUID)"))?;
+    let current = vars.boot_current().ok().flatten().map(|n| format!("{n:04X}")).unwrap_or_else(|| "-".into());
+    let disks = crate::run::disks_now(None)?;
+    let disk = disks
+        .iter()
+        .find(|d| d.partitions.iter().any(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&partuuid))))
+        .ok_or_else(|| anyhow!("no disk holds the boot partition {partuuid}"))?;
+    let root = disk
+        .partitions
+        .iter()
+        .find(|p| p.fs.as_ref().is_some_and(|f| f.kind.starts_with("ext")))
+        .ok_or_else(|| anyhow!("{} has no ext2/3/4 root partition", disk.describe()))?;
+    let name = root.name.as_ref().ok_or_else(|| anyhow!("the kernel has no node for the root partition of {}", disk.name))?;
+    fs::create_dir_all("/mnt/root")?;
+    let dev = format!("/dev/{name}");
+    mount(Some(dev.as_str()), "/mnt/root", Some("ext4"), MsFlags::MS_RDONLY, None::<&str>).with_context(|| format!("mounting {dev} read-only"))?;
+    let digest = tree_digest(Path::new("/mnt/root"))?;
+    let _ = nix::mount::umount("/mnt/root");
+    say(&format!(
+        "SYSCLONE-BOOTCHECK partuuid={partuuid} bootcurrent={current} disk={} serial={} root-sha256={digest}",
+        disk.name,
+        disk.serial.as_deref().unwrap_or("-")
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn digest_matches_the_shell_pipeline() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc/a b")).unwrap();
+        fs::write(t.path().join("etc/hostname"), "x\n").unwrap();
+        fs::write(t.path().join("etc/a b/Z"), "zz").unwrap();
+        fs::write(t.path().join("B"), "").unwrap();
+        let shell = Command::new("sh")
+            .arg("-c")
+            .arg("find . -type f | LC_ALL=C sort | tr '\\n' '\\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1")
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert_eq!(tree_digest(t.path()).unwrap(), String::from_utf8_lossy(&shell.stdout).trim());
+    }
+}

@@ -1,0 +1,136 @@
+//! Job files: what an unattended run does (TOML, see docs/jobs.md).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sysclone_disk::Selector;
+
+/// What to do after the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum After {
+    /// Restart the machine (into the new disk, when a boot entry was made).
+    Reboot,
+    Poweroff,
+    Halt,
+    /// Stay at the console and offer the menu.
+    Menu,
+}
+
+/// Which boot entry to make for the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootEntry {
+    /// Create (or reuse) an entry for the target's loader and put it first in BootOrder.
+    First,
+    /// Create it, leave BootOrder alone.
+    Add,
+    /// Touch no EFI variable.
+    None,
+}
+
+/// The copy mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Exact,
+}
+
+/// The operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Clone,
+}
+
+/// A job file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub operation: Operation,
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// Source disk selector (stable: serial=, wwn=, by-id=, model=, role=system …).
+    pub source: String,
+    /// Target disk selector.
+    pub target: String,
+    /// Disks that must never be written, whatever else matches.
+    #[serde(default)]
+    pub protect: Vec<String>,
+    #[serde(default = "default_boot_entry")]
+    pub boot_entry: BootEntry,
+    #[serde(default = "default_on_success")]
+    pub on_success: After,
+    #[serde(default = "default_on_failure")]
+    pub on_failure: After,
+}
+
+fn default_mode() -> Mode {
+    Mode::Exact
+}
+fn default_boot_entry() -> BootEntry {
+    BootEntry::First
+}
+fn default_on_success() -> After {
+    After::Reboot
+}
+fn default_on_failure() -> After {
+    After::Menu
+}
+
+impl Job {
+    /// Parse and check a job; errors carry the line and column.
+    pub fn parse(text: &str) -> Result<Job> {
+        let job: Job = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        job.check()?;
+        Ok(job)
+    }
+
+    pub fn load(path: &Path) -> Result<Job> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading job file {}", path.display()))?;
+        Job::parse(&text).with_context(|| format!("job file {}", path.display()))
+    }
+
+    fn check(&self) -> Result<()> {
+        let src = Selector::parse(&self.source).context("source selector")?;
+        let tgt = Selector::parse(&self.target).context("target selector")?;
+        for p in &self.protect {
+            Selector::parse(p).context("protect selector")?;
+        }
+        if src.text.starts_with('/') || tgt.text.starts_with('/') {
+            bail!("job files name disks by stable selectors (serial=, wwn=, by-id=, model=, size=, role=), not device paths, which change between boots");
+        }
+        if src == tgt {
+            bail!("source and target selectors are the same ({}); they must select different disks", self.source);
+        }
+        Ok(())
+    }
+
+    pub fn protect_selectors(&self) -> Vec<Selector> {
+        self.protect.iter().filter_map(|p| Selector::parse(p).ok()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_job_gets_defaults() {
+        let j = Job::parse("operation = \"clone\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\n").unwrap();
+        assert_eq!((j.mode, j.boot_entry, j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = Job::parse("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\ncolour = \"red\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("colour"), "{e}");
+        let e = Job::parse("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=A\"\n").unwrap_err().to_string();
+        assert!(e.contains("the same"), "{e}");
+        let e = Job::parse("operation = \"clone\"\nsource = \"/dev/sda\"\ntarget = \"serial=A\"\n").unwrap_err().to_string();
+        assert!(e.contains("stable selectors"), "{e}");
+        let e = Job::parse("operation = \"clone\"\nmode = \"fast\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

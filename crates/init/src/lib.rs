@@ -1,0 +1,10 @@
+//! The rescue system's init (PID 1), the job runner, and the clone flow shared with the CLI.
+
+pub mod boot;
+pub mod bootcheck;
+pub mod cmdline;
+pub mod console;
+pub mod job;
+pub mod kmod;
+pub mod pid1;
+pub mod run;

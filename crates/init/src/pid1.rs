@@ -1,0 +1,275 @@
+//! sysclone as PID 1 of the rescue image: mount, load drivers, find disks, run the job,
+//! and never die — every failure ends at a console menu (or the job's `on_failure`).
+
+use std::io::BufRead;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sys::reboot::{reboot, RebootMode};
+use nix::sys::signal::{signal, SigHandler, Signal};
+
+use crate::cmdline::Cmdline;
+use crate::console::{log_text, say, uptime};
+use crate::job::{After, Job};
+use crate::kmod::{coldplug_and_settle, Loader};
+use crate::run::{disks_now, read_from_fat, run_clone, CloneOptions, Confirm};
+
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
+fn mount_one(src: &str, target: &str, fstype: &str, flags: MsFlags) {
+    let _ = std::fs::create_dir_all(target);
+    if let Err(e) = mount(Some(src), target, Some(fstype), flags, None::<&str>) {
+        if e != nix::errno::Errno::EBUSY {
+            say(&format!("mount {fstype} on {target}: {e}"));
+        }
+    }
+}
+
+fn mount_kernel_filesystems() {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    mount_one("proc", "/proc", "proc", nosuid);
+    mount_one("sysfs", "/sys", "sysfs", nosuid);
+    mount_one("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID);
+    mount_one("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+    mount_one("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+}
+
+/// Power state changes: sync first, since reboot(2) does not.
+pub fn power(after: After) -> ! {
+    nix::unistd::sync();
+    let mode = match after {
+        After::Reboot => RebootMode::RB_AUTOBOOT,
+        After::Poweroff => RebootMode::RB_POWER_OFF,
+        After::Halt | After::Menu => RebootMode::RB_HALT_SYSTEM,
+    };
+    say(&format!("{}", match after {
+        After::Reboot => "rebooting",
+        After::Poweroff => "powering off",
+        _ => "halting",
+    }));
+    let _ = reboot(mode);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// What the rescue system was asked to do on the kernel command line.
+struct Setup {
+    cmdline: Cmdline,
+    loader: Loader,
+    boot_partuuid: Option<String>,
+}
+
+fn setup() -> Result<Setup> {
+    let t0 = uptime();
+    mount_kernel_filesystems();
+    let cmdline = Cmdline::read();
+    say(&format!("sysclone {} starting as init (kernel up {t0:.3} s)", env!("CARGO_PKG_VERSION")));
+    let mut loader = Loader::open(Path::new("/")).context("reading the module index")?;
+    // Filesystems and the EFI variable store are not found by modalias; load them now.
+    for m in ["efivarfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8"] {
+        loader.load(m);
+    }
+    if Path::new("/sys/firmware/efi").exists() {
+        mount_one("efivarfs", EFIVARS, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+    }
+    let (n, waited) = coldplug_and_settle(&mut loader, Duration::from_millis(1500), Duration::from_secs(30));
+    say(&format!("drivers: {} of {} modules loaded, disks settled after {waited:.1} s", loader.loaded().len(), loader.count()));
+    let _ = n;
+    let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten();
+    Ok(Setup { cmdline, loader, boot_partuuid })
+}
+
+fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
+    let disks = disks_now(boot_partuuid)?;
+    say(&format!("disks listed ({} found):\n{}", disks.len(), sysclone_disk::discover::format_table(&disks)));
+    Ok(())
+}
+
+/// Find and parse the job named by `sysclone.job=`: a path inside the initramfs, or on the
+/// boot medium's ESP.
+fn load_job(path: &str, boot_partuuid: Option<&str>) -> Result<Job> {
+    if Path::new(path).is_file() {
+        return Job::load(Path::new(path));
+    }
+    let uuid = boot_partuuid.ok_or_else(|| anyhow!("job {path}: not in the image, and the boot loader did not say which partition it started from"))?;
+    let disks = disks_now(Some(uuid))?;
+    let (disk, part) = disks
+        .iter()
+        .find_map(|d| d.partitions.iter().find(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uuid))).map(|p| (d, p)))
+        .ok_or_else(|| anyhow!("job {path}: the boot partition {uuid} is not among the disks"))?;
+    let bytes = read_from_fat(&disk.path, part.start_bytes, part.size_bytes, path)?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("job {path} is not UTF-8 text"))?;
+    Job::parse(&text).with_context(|| format!("job file {path} on {}", disk.describe()))
+}
+
+fn run_job(job: &Job, setup: &Setup) -> Result<()> {
+    say(&format!("job: clone {} -> {} ({:?})", job.source, job.target, job.mode));
+    let opts = CloneOptions {
+        source: sysclone_disk::Selector::parse(&job.source)?,
+        target: sysclone_disk::Selector::parse(&job.target)?,
+        protect: job.protect_selectors(),
+        boot_entry: job.boot_entry,
+        efivars: PathBuf::from(EFIVARS),
+        boot_partuuid: setup.boot_partuuid.clone(),
+        dry_run: false,
+        confirm: Confirm::Yes,
+    };
+    let outcome = run_clone(&opts)?;
+    say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&outcome).unwrap_or_default()));
+    say("SYSCLONE-RESULT ok");
+    Ok(())
+}
+
+fn interactive(setup: &Setup) -> Result<()> {
+    let ask = |q: &str| -> Result<String> {
+        say(q);
+        let mut l = String::new();
+        if std::io::stdin().lock().read_line(&mut l)? == 0 {
+            bail!("no console input");
+        }
+        Ok(l.trim().to_string())
+    };
+    let source = ask("source disk (selector, e.g. serial=ABC or name=nvme0n1):")?;
+    let target = ask("target disk (selector):")?;
+    let opts = CloneOptions {
+        source: sysclone_disk::Selector::parse(&source)?,
+        target: sysclone_disk::Selector::parse(&target)?,
+        protect: Vec::new(),
+        boot_entry: crate::job::BootEntry::First,
+        efivars: PathBuf::from(EFIVARS),
+        boot_partuuid: setup.boot_partuuid.clone(),
+        dry_run: false,
+        confirm: Confirm::Ask,
+    };
+    run_clone(&opts)?;
+    say("SYSCLONE-RESULT ok");
+    Ok(())
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Show a failure and ask what to do. Returns when the user chose retry.
+fn failure_menu(err: &str, on_failure: After) {
+    say(&format!("SYSCLONE-RESULT failed\nERROR: {err}"));
+    if on_failure != After::Menu {
+        power(on_failure);
+    }
+    loop {
+        reap();
+        say("[r] retry   [l] show log   [s] shell   [b] reboot   [p] power off");
+        let mut l = String::new();
+        match std::io::stdin().lock().read_line(&mut l) {
+            Ok(0) | Err(_) => {
+                std::thread::sleep(Duration::from_secs(10));
+                continue;
+            }
+            Ok(_) => {}
+        }
+        match l.trim() {
+            "r" => return,
+            "l" => println!("{}", log_text()),
+            "s" => shell(),
+            "b" => power(After::Reboot),
+            "p" => power(After::Poweroff),
+            _ => {}
+        }
+    }
+}
+
+fn shell() {
+    for sh in ["/bin/sh", "/bin/busybox"] {
+        if Path::new(sh).exists() {
+            let mut c = std::process::Command::new(sh);
+            if sh.ends_with("busybox") {
+                c.arg("sh");
+            }
+            match c.status() {
+                Ok(_) => return,
+                Err(e) => say(&format!("{sh}: {e}")),
+            }
+        }
+    }
+    say("this image has no shell");
+}
+
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// The whole life of PID 1.
+pub fn main() -> ! {
+    // Ctrl-Alt-Del arrives as SIGINT; SIGTERM is ignored (nothing may stop init halfway).
+    let _ = nix::sys::reboot::set_cad_enabled(false);
+    // SAFETY: handlers set to the default-ignore disposition; no Rust code runs in a handler.
+    unsafe {
+        let _ = signal(Signal::SIGTERM, SigHandler::SigIgn);
+        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
+    }
+    let mut setup_done: Option<Setup> = None;
+    loop {
+        let mut on_failure = After::Menu;
+        let result = catch_unwind(AssertUnwindSafe(|| -> Result<After> {
+            if setup_done.is_none() {
+                setup_done = Some(setup()?);
+            }
+            let setup = setup_done.as_mut().expect("set above");
+            list_disks(setup.boot_partuuid.as_deref())?;
+            say(&format!("disks listed at {:.3} s after boot", uptime()));
+            let mode = setup.cmdline.get("sysclone.mode").unwrap_or("auto").to_string();
+            if mode == "bootcheck" {
+                on_failure = After::Poweroff;
+                crate::bootcheck::run(&mut setup.loader, Path::new(EFIVARS))?;
+                return Ok(After::Poweroff);
+            }
+            if mode == "shell" {
+                shell();
+                return Ok(After::Menu);
+            }
+            match setup.cmdline.get("sysclone.job").map(str::to_string) {
+                Some(path) if mode != "interactive" => {
+                    let job = load_job(&path, setup.boot_partuuid.as_deref())?;
+                    on_failure = job.on_failure;
+                    run_job(&job, setup)?;
+                    Ok(job.on_success)
+                }
+                _ => {
+                    interactive(setup)?;
+                    Ok(After::Menu)
+                }
+            }
+        }));
+        match result {
+            Ok(Ok(After::Menu)) => failure_menu("done; choose what to do next", After::Menu),
+            Ok(Ok(after)) => power(after),
+            Ok(Err(e)) => failure_menu(&format!("{e:#}"), on_failure),
+            Err(p) => failure_menu(&format!("internal error (panic): {}", panic_text(p)), on_failure),
+        }
+    }
+}
+
+/// `modprobe` as the kernel's request_module helper runs it: `modprobe -q -- NAME`.
+pub fn modprobe_main(args: &[String]) -> i32 {
+    let Ok(mut loader) = Loader::open(Path::new("/")) else { return 1 };
+    let names: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let mut ok = true;
+    for n in names {
+        loader.load(n);
+        ok &= !loader.loaded().is_empty();
+    }
+    if ok {
+        0
+    } else {
+        1
+    }
+}

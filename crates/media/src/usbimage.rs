@@ -1,0 +1,937 @@
+//! Bootable USB image: protective MBR + GPT with one EFI System Partition formatted FAT32,
+//! holding systemd-boot as the removable-media loader, our kernel and initramfs and a loader
+//! entry. Also generic FAT helpers (format + populate a partition, list/read files on an ESP
+//! without mounting it).
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
+use fscommon::{BufStream, StreamSlice};
+use gpt::disk::LogicalBlockSize;
+use gpt::mbr::ProtectiveMBR;
+use gpt::partition_types;
+use gpt::GptConfig;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::fnmatch::fnmatch;
+
+const MIB: u64 = 1024 * 1024;
+const SECTOR: u64 = 512;
+
+/// Where the bytes of a file to put on a FAT volume come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// In-memory contents.
+    Bytes(Vec<u8>),
+    /// A file on the host, streamed when written.
+    Path(PathBuf),
+}
+
+impl FileSource {
+    /// Size in bytes (stats the file for [`FileSource::Path`]).
+    pub fn len(&self) -> Result<u64> {
+        match self {
+            FileSource::Bytes(b) => Ok(b.len() as u64),
+            FileSource::Path(p) => Ok(fs::metadata(p)
+                .with_context(|| format!("stat {}", p.display()))?
+                .len()),
+        }
+    }
+
+    /// True for an empty in-memory source or an empty file.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// A file to write onto a FAT volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspFile {
+    /// `/`-separated path on the volume, e.g. `EFI/BOOT/BOOTX64.EFI` (a leading `/` is ignored).
+    pub path: String,
+    /// Contents.
+    pub source: FileSource,
+}
+
+impl EspFile {
+    /// A file with in-memory contents.
+    pub fn bytes(path: impl Into<String>, data: impl Into<Vec<u8>>) -> EspFile {
+        EspFile {
+            path: path.into(),
+            source: FileSource::Bytes(data.into()),
+        }
+    }
+
+    /// A file copied from `src` on the host.
+    pub fn from_path(path: impl Into<String>, src: impl Into<PathBuf>) -> EspFile {
+        EspFile {
+            path: path.into(),
+            source: FileSource::Path(src.into()),
+        }
+    }
+}
+
+/// What to put on the USB image.
+#[derive(Debug, Clone, Default)]
+pub struct UsbImageSpec {
+    /// Kernel image (bzImage with EFI stub), copied to `EFI/sysclone/vmlinuz`.
+    pub kernel: PathBuf,
+    /// Initramfs, copied to `EFI/sysclone/initramfs.img`.
+    pub initramfs: PathBuf,
+    /// systemd-boot (`systemd-bootx64.efi`), copied to `EFI/BOOT/BOOTX64.EFI`.
+    pub loader_efi: PathBuf,
+    /// Kernel command line (`options` line of the loader entry; omitted if empty).
+    pub cmdline: String,
+    /// Menu title of the loader entry.
+    pub title: String,
+    /// Additional files on the ESP: (path, contents), e.g. `("sysclone/job.toml", …)`.
+    pub extra_esp_files: Vec<(String, Vec<u8>)>,
+    /// ESP size in bytes (rounded up to MiB). Default: contents + 32 MiB, at least 64 MiB.
+    pub esp_size: Option<u64>,
+}
+
+/// Summary of a built USB image.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsbImageReport {
+    /// Total image size in bytes.
+    pub image_size: u64,
+    /// ESP start offset in bytes (always 1 MiB).
+    pub esp_start_byte: u64,
+    /// ESP length in bytes.
+    pub esp_len: u64,
+    /// GPT disk GUID.
+    pub disk_guid: String,
+    /// ESP partition GUID (`PARTUUID`).
+    pub part_guid: String,
+    /// FAT volume serial (the filesystem "UUID" `XXXX-XXXX`).
+    pub volume_id: u32,
+    /// Files written: (path, size).
+    pub files: Vec<(String, u64)>,
+}
+
+/// Default ESP size for `content_bytes` of files: contents + 32 MiB slack, at least 64 MiB,
+/// rounded up to a whole MiB.
+pub fn default_esp_size(content_bytes: u64) -> u64 {
+    round_up_mib((content_bytes + 32 * MIB).max(64 * MIB))
+}
+
+fn round_up_mib(n: u64) -> u64 {
+    n.div_ceil(MIB) * MIB
+}
+
+/// Derives a FAT volume serial from a partition GUID: the XOR of its four 32-bit words (of the
+/// GUID's big-endian byte form), so the same partition always gets the same serial.
+pub fn volume_id_from_guid(guid: &Uuid) -> u32 {
+    guid.as_bytes()
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .fold(0, |a, w| a ^ w)
+}
+
+/// Converts a volume label to the 11-byte, space-padded, upper-case form FAT stores. Allowed:
+/// `A-Z a-z 0-9 space ! # $ % & ' ( ) - @ ^ _ ` { } ~`, at most 11 characters.
+pub fn fat_label(label: &str) -> Result<[u8; 11]> {
+    ensure!(label.len() <= 11, "FAT volume label {label:?} is longer than 11 characters");
+    let mut out = [b' '; 11];
+    for (i, c) in label.bytes().enumerate() {
+        let ok = c.is_ascii_alphanumeric() || b" !#$%&'()-@^_`{}~".contains(&c);
+        ensure!(ok, "FAT volume label {label:?} contains invalid character {:?}", c as char);
+        out[i] = c.to_ascii_uppercase();
+    }
+    Ok(out)
+}
+
+fn clean_fat_path(p: &str) -> Result<String> {
+    let t = p.trim_matches('/');
+    ensure!(!t.is_empty(), "empty path for FAT file");
+    for c in t.split('/') {
+        ensure!(
+            !c.is_empty() && c != "." && c != "..",
+            "FAT path {p:?} has an empty, '.' or '..' component"
+        );
+        ensure!(
+            !c.contains(['\\', ':', '*', '?', '"', '<', '>', '|']) && !c.bytes().any(|b| b < 0x20),
+            "FAT path {p:?} contains a character FAT does not allow"
+        );
+    }
+    Ok(t.to_string())
+}
+
+type FatFs<D> = FileSystem<BufStream<StreamSlice<D>>>;
+
+fn open_fat<D: Read + Write + Seek>(dev: D, start: u64, len: u64) -> Result<FatFs<D>> {
+    let end = start
+        .checked_add(len)
+        .context("partition start + length overflows")?;
+    let slice = StreamSlice::new(dev, start, end)
+        .with_context(|| format!("seeking to partition at byte {start}"))?;
+    FileSystem::new(BufStream::new(slice), FsOptions::new())
+        .with_context(|| format!("opening FAT filesystem at byte {start} (length {len})"))
+}
+
+/// Formats `len` bytes at `start_byte` of `dev` as FAT32 (512-byte sectors, 2 FATs) with the
+/// given label and serial. Needs at least ~33 MiB (FAT32's minimum cluster count with
+/// 512-byte clusters); 64 MiB or more is recommended.
+pub fn format_fat32<D: Read + Write + Seek>(
+    mut dev: D,
+    start_byte: u64,
+    len: u64,
+    label: &str,
+    volume_id: u32,
+) -> Result<()> {
+    let label = fat_label(label)?;
+    let end = start_byte
+        .checked_add(len)
+        .context("partition start + length overflows")?;
+    let slice = StreamSlice::new(&mut dev, start_byte, end)
+        .with_context(|| format!("seeking to partition at byte {start_byte}"))?;
+    let mut buf = BufStream::new(slice);
+    fatfs::format_volume(
+        &mut buf,
+        FormatVolumeOptions::new()
+            .fat_type(FatType::Fat32)
+            .volume_id(volume_id)
+            .volume_label(label),
+    )
+    .with_context(|| {
+        format!("formatting FAT32 at byte {start_byte} (length {len} bytes)")
+    })?;
+    buf.flush().context("flushing FAT32 format")?;
+    drop(buf);
+    // fatfs 0.3.6 silently falls back to FAT16/12 when the size does not suit FAT32.
+    let fs = open_fat(&mut dev, start_byte, len)?;
+    let ty = fs.fat_type();
+    fs.unmount().context("unmounting freshly formatted FAT volume")?;
+    ensure!(
+        ty == FatType::Fat32,
+        "{len} bytes at byte {start_byte} formatted as {ty:?}, not FAT32 (too small: use at least 64 MiB)"
+    );
+    Ok(())
+}
+
+fn mkdir_p<T: fatfs::ReadWriteSeek>(root: &fatfs::Dir<'_, T>, dir: &str) -> Result<()> {
+    let mut acc = String::new();
+    for comp in dir.split('/') {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(comp);
+        match root.open_dir(&acc) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                root.create_dir(&acc)
+                    .with_context(|| format!("creating directory {acc} on FAT volume"))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening directory {acc} on FAT volume"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `files` into the existing FAT filesystem at `start_byte`..`start_byte + len` of
+/// `dev`, creating parent directories level by level and replacing existing files (truncated
+/// first). Returns (path, size) for each file written.
+///
+/// Afterwards every directory whose `.`/`..` entries `fatfs` 0.3.6 laid out wrongly (an LFN
+/// entry in front of them) is rewritten so that `fsck.fat` finds them in slots 0 and 1.
+pub fn add_files_to_fat<D: Read + Write + Seek>(
+    mut dev: D,
+    start_byte: u64,
+    len: u64,
+    files: &[EspFile],
+) -> Result<Vec<(String, u64)>> {
+    let mut seen = BTreeSet::new();
+    let mut cleaned = Vec::with_capacity(files.len());
+    for f in files {
+        let p = clean_fat_path(&f.path)?;
+        ensure!(
+            seen.insert(p.to_ascii_lowercase()),
+            "duplicate FAT path {p} (FAT names are case-insensitive)"
+        );
+        cleaned.push((p, &f.source));
+    }
+    let fs = open_fat(&mut dev, start_byte, len)?;
+    let mut written = Vec::new();
+    {
+        let root = fs.root_dir();
+        for (p, src) in &cleaned {
+            if let Some((parent, _)) = p.rsplit_once('/') {
+                mkdir_p(&root, parent)?;
+            }
+            let mut f = root
+                .create_file(p)
+                .with_context(|| format!("creating {p} on FAT volume"))?;
+            f.truncate()
+                .with_context(|| format!("truncating {p} on FAT volume"))?;
+            let n = match src {
+                FileSource::Bytes(b) => {
+                    f.write_all(b)
+                        .with_context(|| format!("writing {p} ({} bytes) to FAT volume", b.len()))?;
+                    b.len() as u64
+                }
+                FileSource::Path(host) => {
+                    let mut h = File::open(host)
+                        .with_context(|| format!("opening {} for {p}", host.display()))?;
+                    let want = h
+                        .metadata()
+                        .with_context(|| format!("stat {}", host.display()))?
+                        .len();
+                    let n = io::copy(&mut h, &mut f).with_context(|| {
+                        format!("copying {} to {p} on FAT volume", host.display())
+                    })?;
+                    ensure!(
+                        n == want,
+                        "copying {} to {p}: wrote {n} of {want} bytes",
+                        host.display()
+                    );
+                    n
+                }
+            };
+            f.flush()
+                .with_context(|| format!("flushing {p} on FAT volume"))?;
+            written.push((p.clone(), n));
+        }
+    }
+    fs.unmount().context("unmounting FAT volume")?;
+    // fatfs 0.3.6 puts LFN entries before "." and ".." of new directories; fsck.fat and
+    // strict FAT drivers object. Rewrite those directories.
+    crate::fatfix::fix_dot_entries(&mut dev, start_byte, len)
+        .context("repairing '.'/'..' entries of new FAT directories")?;
+    Ok(written)
+}
+
+/// Formats a FAT32 filesystem on `dev` at `start_byte` (length `len`) with `label` and
+/// `volume_id`, then writes `files` into it (see [`add_files_to_fat`]). Returns (path, size)
+/// for each file written.
+pub fn write_fat_partition<D: Read + Write + Seek>(
+    mut dev: D,
+    start_byte: u64,
+    len: u64,
+    files: &[EspFile],
+    label: &str,
+    volume_id: u32,
+) -> Result<Vec<(String, u64)>> {
+    format_fat32(&mut dev, start_byte, len, label, volume_id)?;
+    add_files_to_fat(&mut dev, start_byte, len, files)
+}
+
+/// One file or directory found on a FAT volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EspEntry {
+    /// `/`-separated path from the volume root, with the long names as stored.
+    pub path: String,
+    /// True for directories.
+    pub is_dir: bool,
+    /// File size in bytes (0 for directories).
+    pub size: u64,
+}
+
+fn walk_fat<T: fatfs::ReadWriteSeek>(
+    dir: &fatfs::Dir<'_, T>,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<EspEntry>,
+) -> Result<()> {
+    ensure!(depth < 64, "FAT directory tree deeper than 64 levels at {prefix}");
+    for ent in dir.iter() {
+        let ent = ent.with_context(|| format!("reading FAT directory /{prefix}"))?;
+        let name = ent.file_name();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if ent.is_dir() {
+            out.push(EspEntry {
+                path: path.clone(),
+                is_dir: true,
+                size: 0,
+            });
+            walk_fat(&ent.to_dir(), &path, depth + 1, out)?;
+        } else if ent.is_file() {
+            out.push(EspEntry {
+                path,
+                is_dir: false,
+                size: ent.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Lists every file and directory on the FAT filesystem at `start_byte`..`start_byte + len` of
+/// `dev`, parents before children.
+pub fn list_fat_files<D: Read + Write + Seek>(
+    dev: D,
+    start_byte: u64,
+    len: u64,
+) -> Result<Vec<EspEntry>> {
+    let fs = open_fat(dev, start_byte, len)?;
+    let mut out = Vec::new();
+    walk_fat(&fs.root_dir(), "", 0, &mut out)?;
+    Ok(out)
+}
+
+/// Opens an image or block device read-only (writes through it fail; none are made when only
+/// reading a clean filesystem).
+fn open_ro(p: &Path) -> Result<File> {
+    File::open(p).with_context(|| format!("opening {} read-only", p.display()))
+}
+
+/// Lists every file and directory of the FAT filesystem (e.g. an ESP) at `part_start_byte`
+/// (length `part_len`) inside the image file or block device `image_or_device`, without
+/// mounting it. The device is opened read-only.
+pub fn read_esp_files(
+    image_or_device: &Path,
+    part_start_byte: u64,
+    part_len: u64,
+) -> Result<Vec<EspEntry>> {
+    list_fat_files(open_ro(image_or_device)?, part_start_byte, part_len)
+        .with_context(|| format!("listing FAT filesystem in {}", image_or_device.display()))
+}
+
+fn expand_double_star(pattern: &str, out: &mut Vec<String>) {
+    match pattern.find("**/") {
+        None => out.push(pattern.to_string()),
+        Some(i) => {
+            // `**/` matches zero directories…
+            expand_double_star(&format!("{}{}", &pattern[..i], &pattern[i + 3..]), out);
+            // …or any number of them (`*` crosses `/`).
+            expand_double_star(&format!("{}*\u{0}/{}", &pattern[..i], &pattern[i + 3..]), out);
+        }
+    }
+}
+
+/// Matches a volume path against a glob, case-insensitively (FAT is): [`fnmatch`] semantics
+/// (`*` crosses `/`), and `**/` additionally matches zero directories, so `EFI/**/*.efi`
+/// matches both `EFI/BOOT/BOOTX64.EFI` and `EFI/x.efi`.
+pub fn esp_path_matches(pattern: &str, path: &str) -> bool {
+    let pat = pattern.trim_start_matches('/').to_ascii_lowercase();
+    let path = path.to_ascii_lowercase();
+    let mut variants = Vec::new();
+    expand_double_star(&pat, &mut variants);
+    variants
+        .iter()
+        .any(|v| fnmatch(&v.replace('\u{0}', ""), &path))
+}
+
+/// Files (not directories) on the FAT filesystem at `part_start_byte` of `image_or_device`
+/// whose path matches `pattern` (see [`esp_path_matches`]), e.g. `EFI/**/*.efi` to find boot
+/// loaders on a target ESP.
+pub fn find_files(
+    image_or_device: &Path,
+    part_start_byte: u64,
+    part_len: u64,
+    pattern: &str,
+) -> Result<Vec<EspEntry>> {
+    Ok(read_esp_files(image_or_device, part_start_byte, part_len)?
+        .into_iter()
+        .filter(|e| !e.is_dir && esp_path_matches(pattern, &e.path))
+        .collect())
+}
+
+/// Reads one file (path case-insensitive) from the FAT filesystem at `start_byte` of `dev`.
+pub fn read_fat_file<D: Read + Write + Seek>(
+    dev: D,
+    start_byte: u64,
+    len: u64,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let p = clean_fat_path(path)?;
+    let fs = open_fat(dev, start_byte, len)?;
+    let mut data = Vec::new();
+    {
+        let mut f = fs
+            .root_dir()
+            .open_file(&p)
+            .with_context(|| format!("opening {p} on FAT volume"))?;
+        f.read_to_end(&mut data)
+            .with_context(|| format!("reading {p} on FAT volume"))?;
+    }
+    Ok(data)
+}
+
+/// Reads one file from the ESP at `part_start_byte` of `image_or_device` (opened read-only).
+pub fn read_esp_file(
+    image_or_device: &Path,
+    part_start_byte: u64,
+    part_len: u64,
+    path: &str,
+) -> Result<Vec<u8>> {
+    read_fat_file(open_ro(image_or_device)?, part_start_byte, part_len, path)
+        .with_context(|| format!("reading {path} from {}", image_or_device.display()))
+}
+
+fn check_line(what: &str, s: &str) -> Result<()> {
+    ensure!(
+        !s.contains(['\n', '\r']),
+        "{what} must be a single line, got {s:?}"
+    );
+    Ok(())
+}
+
+/// The systemd-boot `loader/loader.conf` written on the image.
+pub const LOADER_CONF: &str = "default sysclone.conf\ntimeout 0\neditor no\n";
+
+/// The systemd-boot entry (`loader/entries/sysclone.conf`) for `title` and `cmdline`.
+pub fn loader_entry(title: &str, cmdline: &str) -> String {
+    let mut s = format!(
+        "title {title}\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n"
+    );
+    if !cmdline.trim().is_empty() {
+        s.push_str(&format!("options {}\n", cmdline.trim()));
+    }
+    s
+}
+
+/// Builds a bootable USB image at `out` (a sparse regular file, replaced if it exists): 1 MiB
+/// gap, the ESP, 1 MiB gap (the backup GPT). Protective MBR; GPT with random disk and partition
+/// GUIDs and one partition "sysclone ESP" of type EFI System at LBA 2048; FAT32 labelled
+/// `SYSCLONE` whose serial derives from the partition GUID ([`volume_id_from_guid`]).
+///
+/// ESP contents: `EFI/BOOT/BOOTX64.EFI` (systemd-boot), `EFI/sysclone/vmlinuz`,
+/// `EFI/sysclone/initramfs.img`, `loader/loader.conf` ([`LOADER_CONF`]),
+/// `loader/entries/sysclone.conf` ([`loader_entry`]) and the extra files.
+pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport> {
+    check_line("title", &spec.title)?;
+    check_line("cmdline", &spec.cmdline)?;
+    let title = if spec.title.trim().is_empty() {
+        "sysclone"
+    } else {
+        spec.title.trim()
+    };
+    let mut files = vec![
+        EspFile::from_path("EFI/BOOT/BOOTX64.EFI", &spec.loader_efi),
+        EspFile::from_path("EFI/sysclone/vmlinuz", &spec.kernel),
+        EspFile::from_path("EFI/sysclone/initramfs.img", &spec.initramfs),
+        EspFile::bytes("loader/loader.conf", LOADER_CONF),
+        EspFile::bytes(
+            "loader/entries/sysclone.conf",
+            loader_entry(title, &spec.cmdline),
+        ),
+    ];
+    for (p, data) in &spec.extra_esp_files {
+        files.push(EspFile::bytes(p.clone(), data.clone()));
+    }
+    let mut content = 0u64;
+    for f in &files {
+        content += f.source.len()?;
+    }
+    let esp_len = match spec.esp_size {
+        Some(s) => {
+            let s = round_up_mib(s);
+            ensure!(
+                s >= content + MIB,
+                "ESP size {s} bytes is too small for {content} bytes of files"
+            );
+            s
+        }
+        None => default_esp_size(content),
+    };
+    let esp_start = MIB;
+    let image_size = esp_start + esp_len + MIB;
+    let total_lbas = image_size / SECTOR;
+
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "usb.img".into()),
+        std::process::id()
+    ));
+    let result = (|| -> Result<UsbImageReport> {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.set_len(image_size)
+            .with_context(|| format!("sizing {} to {image_size} bytes", tmp.display()))?;
+
+        let mbr_lbas = u32::try_from(total_lbas - 1).unwrap_or(u32::MAX);
+        ProtectiveMBR::with_lb_size(mbr_lbas)
+            .overwrite_lba0(&mut file)
+            .with_context(|| format!("writing protective MBR to {}", tmp.display()))?;
+
+        let dev = file
+            .try_clone()
+            .with_context(|| format!("duplicating handle of {}", tmp.display()))?;
+        let mut disk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .create_from_device(dev, None)
+            .with_context(|| format!("creating GPT on {}", tmp.display()))?;
+        disk.add_partition_at(
+            "sysclone ESP",
+            1,
+            esp_start / SECTOR,
+            esp_len / SECTOR,
+            partition_types::EFI,
+            0,
+        )
+        .with_context(|| format!("adding ESP partition to GPT of {}", tmp.display()))?;
+        let part = disk
+            .partitions()
+            .get(&1)
+            .cloned()
+            .context("ESP partition missing after add")?;
+        ensure!(
+            part.first_lba == esp_start / SECTOR && part.last_lba == (esp_start + esp_len) / SECTOR - 1,
+            "ESP placed at LBA {}..={}, expected {}..={}",
+            part.first_lba,
+            part.last_lba,
+            esp_start / SECTOR,
+            (esp_start + esp_len) / SECTOR - 1
+        );
+        ensure!(
+            part.last_lba <= disk.header().last_usable,
+            "ESP ends past the last usable LBA"
+        );
+        let disk_guid = *disk.guid();
+        disk.write()
+            .with_context(|| format!("writing GPT to {}", tmp.display()))?;
+
+        let volume_id = volume_id_from_guid(&part.part_guid);
+        let written = write_fat_partition(&mut file, esp_start, esp_len, &files, "SYSCLONE", volume_id)
+            .with_context(|| format!("writing ESP of {}", tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        Ok(UsbImageReport {
+            image_size,
+            esp_start_byte: esp_start,
+            esp_len,
+            disk_guid: disk_guid.hyphenated().to_string(),
+            part_guid: part.part_guid.hyphenated().to_string(),
+            volume_id,
+            files: written,
+        })
+    })();
+    match result {
+        Ok(r) => {
+            fs::rename(&tmp, out)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e.context(format!("building USB image {}", out.display())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use std::process::Command;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn tool(name: &str, pkg: &str) -> Command {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+            .unwrap_or(false)
+            || Path::new("/usr/sbin").join(name).is_file()
+            || Path::new("/sbin").join(name).is_file();
+        assert!(found, "{name} is required for this test: apt-get install {pkg}");
+        let mut c = Command::new(name);
+        c.env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()));
+        c.env("MTOOLS_SKIP_CHECK", "1");
+        c
+    }
+
+    struct Built {
+        dir: tempfile::TempDir,
+        img: PathBuf,
+        kernel: Vec<u8>,
+        initrd: Vec<u8>,
+        loader: Vec<u8>,
+        report: UsbImageReport,
+    }
+
+    fn build() -> Built {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = pseudo_random(3 * 1024 * 1024 + 17, 1);
+        let initrd = pseudo_random(5 * 1024 * 1024 + 3, 2);
+        let mut loader = b"MZ fake systemd-boot ".to_vec();
+        loader.extend(pseudo_random(140_000, 3));
+        let (k, i, l) = (
+            dir.path().join("vmlinuz"),
+            dir.path().join("initrd.img"),
+            dir.path().join("systemd-bootx64.efi"),
+        );
+        fs::write(&k, &kernel).unwrap();
+        fs::write(&i, &initrd).unwrap();
+        fs::write(&l, &loader).unwrap();
+        let spec = UsbImageSpec {
+            kernel: k,
+            initramfs: i,
+            loader_efi: l,
+            cmdline: "console=ttyS0 sysclone.job=/sysclone/job.toml".into(),
+            title: "sysclone rescue".into(),
+            extra_esp_files: vec![
+                ("sysclone/job.toml".into(), b"[job]\nmode = \"clone\"\n".to_vec()),
+                ("/a/b/c/deep.txt".into(), b"deep".to_vec()),
+            ],
+            esp_size: None,
+        };
+        let img = dir.path().join("usb.img");
+        let report = build_usb_image(&spec, &img).unwrap();
+        Built { dir, img, kernel, initrd, loader, report }
+    }
+
+    #[test]
+    fn builds_valid_image() {
+        let b = build();
+        let r = &b.report;
+        assert_eq!(r.esp_start_byte, MIB);
+        assert_eq!(r.esp_len, 64 * MIB);
+        assert_eq!(r.image_size, 66 * MIB);
+        assert_eq!(fs::metadata(&b.img).unwrap().len(), r.image_size);
+        assert_eq!(r.files.len(), 7);
+
+        // GPT read back with the gpt crate.
+        let disk = GptConfig::new()
+            .writable(false)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .open(&b.img)
+            .unwrap();
+        assert_eq!(disk.guid().hyphenated().to_string(), r.disk_guid);
+        let parts = disk.partitions();
+        assert_eq!(parts.len(), 1);
+        let p = &parts[&1];
+        assert_eq!(p.name, "sysclone ESP");
+        assert_eq!(p.part_type_guid, partition_types::EFI);
+        assert_eq!(p.first_lba, 2048);
+        assert_eq!((p.last_lba + 1 - p.first_lba) * 512, r.esp_len);
+        assert_eq!(p.part_guid.hyphenated().to_string(), r.part_guid);
+        assert_eq!(r.volume_id, volume_id_from_guid(&p.part_guid));
+
+        // Protective MBR.
+        let raw = fs::read(&b.img).unwrap();
+        assert_eq!(&raw[510..512], &[0x55, 0xAA]);
+        assert_eq!(raw[446 + 4], 0xEE);
+
+        // Boot sector: FAT32 serial and label.
+        let bs = &raw[MIB as usize..MIB as usize + 512];
+        assert_eq!(&bs[0x52..0x5A], b"FAT32   ");
+        assert_eq!(u32::from_le_bytes(bs[0x43..0x47].try_into().unwrap()), r.volume_id);
+        assert_eq!(&bs[0x47..0x52], b"SYSCLONE   ");
+
+        // sgdisk -v
+        let o = tool("sgdisk", "gdisk").arg("-v").arg(&b.img).output().unwrap();
+        let so = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && so.contains("No problems found"), "sgdisk -v: {so}");
+
+        // fsck.fat -n on the extracted partition.
+        let part = b.dir.path().join("esp.bin");
+        fs::write(&part, &raw[MIB as usize..(MIB + r.esp_len) as usize]).unwrap();
+        let o = tool("fsck.fat", "dosfstools").args(["-n", "-v"]).arg(&part).output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("Expected"),
+            "fsck.fat -n: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+
+        // mtools read-back.
+        let at = format!("{}@@1M", b.img.display());
+        let o = tool("mdir", "mtools").args(["-i", &at, "-/", "::/"]).output().unwrap();
+        let listing = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for name in ["BOOTX64.EFI", "vmlinuz", "initramfs.img", "loader.conf", "sysclone.conf", "job.toml", "deep.txt"] {
+            assert!(listing.contains(name), "{name} missing from mdir:\n{listing}");
+        }
+        for (path, want) in [
+            ("::/EFI/sysclone/vmlinuz", &b.kernel),
+            ("::/EFI/sysclone/initramfs.img", &b.initrd),
+            ("::/EFI/BOOT/BOOTX64.EFI", &b.loader),
+        ] {
+            let o = tool("mcopy", "mtools").args(["-n", "-i", &at, path, "-"]).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(o.stdout == *want, "{path} differs ({} vs {} bytes)", o.stdout.len(), want.len());
+        }
+        let o = tool("mtype", "mtools")
+            .args(["-i", &at, "::/loader/entries/sysclone.conf"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "title sysclone rescue\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\noptions console=ttyS0 sysclone.job=/sysclone/job.toml\n"
+        );
+        let o = tool("mtype", "mtools").args(["-i", &at, "::/loader/loader.conf"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), LOADER_CONF);
+    }
+
+    #[test]
+    fn reader_helpers() {
+        let b = build();
+        let r = &b.report;
+        let all = read_esp_files(&b.img, r.esp_start_byte, r.esp_len).unwrap();
+        let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+        for p in ["EFI", "EFI/BOOT", "EFI/BOOT/BOOTX64.EFI", "loader/entries/sysclone.conf", "a/b/c/deep.txt"] {
+            assert!(paths.contains(&p), "{p} missing from {paths:?}");
+        }
+        let efi = find_files(&b.img, r.esp_start_byte, r.esp_len, "EFI/**/*.efi").unwrap();
+        assert_eq!(efi.len(), 1, "{efi:?}");
+        assert_eq!(efi[0].path, "EFI/BOOT/BOOTX64.EFI");
+        assert_eq!(efi[0].size, b.loader.len() as u64);
+        assert!(!efi[0].is_dir);
+        let data = read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "efi/boot/bootx64.efi").unwrap();
+        assert_eq!(data, b.loader);
+        // Reading did not modify the image (opened read-only anyway).
+        let e = format!("{:#}", read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "nope.txt").unwrap_err());
+        assert!(e.contains("nope.txt"), "{e}");
+        // Not a FAT filesystem at that offset.
+        assert!(read_esp_files(&b.img, 0, r.esp_len).is_err());
+    }
+
+    #[test]
+    fn generic_fat_helpers_on_memory() {
+        let len = 40 * MIB;
+        let mut dev = Cursor::new(vec![0u8; (len + 2 * MIB) as usize]);
+        let files = vec![
+            EspFile::bytes("EFI/debian/grubx64.efi", b"grub".to_vec()),
+            EspFile::bytes("EFI/debian/shimx64.efi", vec![7u8; 100_000]),
+            EspFile::bytes("x.efi", b"top".to_vec()),
+        ];
+        let w = write_fat_partition(&mut dev, MIB, len, &files, "ESP", 0xDEADBEEF).unwrap();
+        assert_eq!(w[1], ("EFI/debian/shimx64.efi".to_string(), 100_000));
+        // Rewrite a file with shorter contents: must be truncated.
+        add_files_to_fat(&mut dev, MIB, len, &[EspFile::bytes("efi/debian/SHIMX64.EFI", b"short".to_vec())]).unwrap();
+        assert_eq!(read_fat_file(&mut dev, MIB, len, "EFI/debian/shimx64.efi").unwrap(), b"short");
+        let l = list_fat_files(&mut dev, MIB, len).unwrap();
+        let efis: Vec<_> = l.iter().filter(|e| !e.is_dir && esp_path_matches("EFI/**/*.EFI", &e.path)).map(|e| e.path.clone()).collect();
+        assert_eq!(efis, vec!["EFI/debian/grubx64.efi", "EFI/debian/shimx64.efi"]);
+        assert!(l.iter().any(|e| e.path == "x.efi"));
+        // Bytes outside the partition untouched.
+        let v = dev.into_inner();
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("p.bin");
+        fs::write(&part, &v[MIB as usize..(MIB + len) as usize]).unwrap();
+        let o = tool("fsck.fat", "dosfstools").args(["-n", "-v"]).arg(&part).output().unwrap();
+        let so = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && !so.contains("Expected") && !so.contains("Start"), "fsck.fat: {so}");
+        assert!(v[..MIB as usize].iter().all(|&b| b == 0));
+        assert!(v[(MIB + len) as usize..].iter().all(|&b| b == 0));
+        assert_eq!(u32::from_le_bytes(v[MIB as usize + 0x43..MIB as usize + 0x47].try_into().unwrap()), 0xDEADBEEF);
+        // Duplicates (case-insensitive) and bad paths are refused.
+        let mut dev = Cursor::new(vec![0u8; len as usize]);
+        format_fat32(&mut dev, 0, len, "X", 1).unwrap();
+        assert!(add_files_to_fat(&mut dev, 0, len, &[EspFile::bytes("a", vec![]), EspFile::bytes("A", vec![])]).is_err());
+        assert!(add_files_to_fat(&mut dev, 0, len, &[EspFile::bytes("../a", vec![])]).is_err());
+        // Too small for FAT32.
+        let mut small = Cursor::new(vec![0u8; 8 * MIB as usize]);
+        assert!(format_fat32(&mut small, 0, 8 * MIB, "X", 1).is_err());
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(default_esp_size(0), 64 * MIB);
+        assert_eq!(default_esp_size(40 * MIB), 72 * MIB);
+        assert_eq!(default_esp_size(40 * MIB + 1), 73 * MIB);
+        assert_eq!(&fat_label("sysclone").unwrap(), b"SYSCLONE   ");
+        assert!(fat_label("waytoolonglabel").is_err());
+        assert!(fat_label("a/b").is_err());
+        assert!(esp_path_matches("EFI/**/*.efi", "EFI/BOOT/BOOTX64.EFI"));
+        assert!(esp_path_matches("EFI/**/*.efi", "EFI/x.efi"));
+        assert!(esp_path_matches("/efi/**/*.efi", "EFI/a/b/c.EFI"));
+        assert!(esp_path_matches("***/x", "x"));
+        assert!(!esp_path_matches("EFI/**/*.efi", "loader/x.efi"));
+        assert!(!esp_path_matches("EFI/**/*.efi", "EFI/BOOT/grub.cfg"));
+        let g = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        assert_eq!(volume_id_from_guid(&g), 0x01020304 ^ 0x05060708 ^ 0x090a0b0c ^ 0x0d0e0f10);
+        assert_eq!(loader_entry("t", ""), "title t\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n");
+    }
+
+    #[test]
+    fn build_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"x").unwrap();
+        let mut spec = UsbImageSpec {
+            kernel: dir.path().join("missing-vmlinuz"),
+            initramfs: f.clone(),
+            loader_efi: f.clone(),
+            cmdline: String::new(),
+            title: "t".into(),
+            extra_esp_files: vec![],
+            esp_size: None,
+        };
+        let out = dir.path().join("o.img");
+        let e = format!("{:#}", build_usb_image(&spec, &out).unwrap_err());
+        assert!(e.contains("missing-vmlinuz"), "{e}");
+        spec.kernel = f.clone();
+        spec.cmdline = "a\nb".into();
+        assert!(build_usb_image(&spec, &out).is_err());
+        spec.cmdline = String::new();
+        spec.extra_esp_files = vec![("efi/boot/bootx64.efi".into(), vec![])];
+        let e = format!("{:#}", build_usb_image(&spec, &out).unwrap_err());
+        assert!(e.contains("duplicate"), "{e}");
+        spec.extra_esp_files.clear();
+        spec.esp_size = Some(MIB);
+        assert!(build_usb_image(&spec, &out).is_err());
+        spec.esp_size = Some(20 * MIB); // big enough for the files, too small for FAT32
+        assert!(build_usb_image(&spec, &out).is_err());
+        assert!(!out.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp files left behind");
+        spec.esp_size = Some(100 * MIB - 5);
+        let r = build_usb_image(&spec, &out).unwrap();
+        assert_eq!(r.esp_len, 100 * MIB);
+    }
+
+    /// Real Debian kernel + host systemd-boot; run with `--ignored`.
+    #[test]
+    #[ignore = "needs scripts/fetch-kernel"]
+    fn real_kernel_usb_image() {
+        let kt = crate::testkernel::kernel_tree();
+        let kernel = kt.root.join(format!("boot/vmlinuz-{}", kt.kver));
+        assert!(kernel.is_file(), "{} missing: run scripts/fetch-kernel", kernel.display());
+        let loader = PathBuf::from("/usr/lib/systemd/boot/efi/systemd-bootx64.efi");
+        assert!(loader.is_file(), "{} missing: apt-get install systemd-boot-efi", loader.display());
+        let d = tempfile::tempdir().unwrap();
+        let initrd = d.path().join("initrd");
+        fs::write(&initrd, pseudo_random(20 << 20, 9)).unwrap();
+        let spec = UsbImageSpec {
+            kernel: kernel.clone(),
+            initramfs: initrd,
+            loader_efi: loader.clone(),
+            cmdline: "console=ttyS0".into(),
+            title: "sysclone".into(),
+            extra_esp_files: vec![],
+            esp_size: None,
+        };
+        let img = d.path().join("usb.img");
+        let r = build_usb_image(&spec, &img).unwrap();
+        eprintln!("image {} bytes, ESP {} bytes", r.image_size, r.esp_len);
+        let o = tool("sgdisk", "gdisk").arg("-v").arg(&img).output().unwrap();
+        assert!(String::from_utf8_lossy(&o.stdout).contains("No problems found"));
+        assert_eq!(read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/sysclone/vmlinuz").unwrap(), fs::read(&kernel).unwrap());
+        assert_eq!(read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/BOOT/BOOTX64.EFI").unwrap(), fs::read(&loader).unwrap());
+        let o = tool("file", "file").arg(&img).output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    }
+}

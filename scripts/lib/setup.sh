@@ -1,0 +1,54 @@
+# Shared by scripts/demo and scripts/test: install what is missing (fresh Debian, as root),
+# fetch the kernel, build the static binary, the rescue image and the test fixtures.
+# Sourced, not run. Sets: TOP, CACHE, KDIR, BIN, OUT.
+set -euo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${SYSCLONE_CACHE:-$TOP/.cache}
+OUT=$CACHE/e2e
+mkdir -p "$CACHE" "$OUT"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+install_deps() {
+    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools gdisk musl-tools
+                util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! command -v cargo >/dev/null; then
+        [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null; then
+        say "installing Rust (rustup from Debian)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustup >/dev/null 2>&1 || true
+        rustup default stable
+    fi
+    rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+    # virt-firmware reads OVMF variable stores for the test's assertions.
+    if [ ! -x "$CACHE/venv/bin/virt-fw-vars" ]; then
+        say "installing virt-firmware (PyPI) into $CACHE/venv"
+        python3 -m venv "$CACHE/venv"
+        "$CACHE/venv/bin/pip" install -q virt-firmware
+    fi
+    export PATH="$CACHE/venv/bin:$PATH"
+}
+
+build_all() {
+    say "fetching Debian's kernel"
+    KDIR=$("$TOP/scripts/fetch-kernel")
+    say "building the static sysclone binary"
+    (cd "$TOP" && cargo build --release --locked --target x86_64-unknown-linux-musl -p sysclone)
+    BIN=$TOP/target/x86_64-unknown-linux-musl/release/sysclone
+    file "$BIN" | grep -Eq "statically linked|static-pie linked" || { echo "sysclone is not statically linked: $(file "$BIN")" >&2; exit 1; }
+    say "building the rescue image (job: $TOP/image/jobs/e2e-clone.toml)"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone.toml" --out "$OUT/rescue"
+    say "building the fixture system disk"
+    "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
+    export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN
+}
