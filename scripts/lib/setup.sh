@@ -48,6 +48,7 @@ build_all() {
     file "$BIN" | grep -Eq "statically linked|static-pie linked" || { echo "sysclone is not statically linked: $(file "$BIN")" >&2; exit 1; }
     say "building the rescue image (job: $TOP/image/jobs/e2e-clone.toml)"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone.toml" --out "$OUT/rescue"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-refuse-stick.toml" --out "$OUT/rescue-refuse"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -65,8 +65,10 @@ fn clone_then_boot_the_clone() {
     let src_before = run("sha256sum", &[src.to_str().unwrap()]);
 
     // Run 1: boot the rescue stick; the job clones SRC1 (NVMe) to TGT1 (virtio) and reboots.
+    let stick = w.join("stick.img");
+    fs::copy(a.join("rescue/sysclone-usb.img"), &stick).unwrap();
     let mut m = Machine::new(w, "run1");
-    m.usb_boot(&a.join("rescue/sysclone-usb.img"));
+    m.usb_boot(&stick);
     m.disk(Disk::nvme(&src, "SRC1"));
     m.disk(Disk::virtio(&tgt, "TGT1"));
     let log = m.run(900);
@@ -109,4 +111,26 @@ fn clone_then_boot_the_clone() {
     assert_eq!(field(check, "serial"), "TGT1", "{check}");
     assert_eq!(field(check, "root-sha256"), expect_root, "root content of the clone:\n{check}");
     assert_eq!(field(check, "bootcurrent"), &first[4..], "the firmware booted another entry: {check}");
+}
+
+#[test]
+fn the_rescue_stick_is_never_a_target() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let stick = w.join("stick.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-refuse/sysclone-usb.img"), &stick).unwrap();
+    let before = (run("sha256sum", &[src.to_str().unwrap()]), run("sha256sum", &[stick.to_str().unwrap()]));
+    let mut m = Machine::new(w, "refuse");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme(&src, "SRC1"));
+    let log = m.run(600);
+    let err = line_with(&log, "ERROR:");
+    assert!(err.contains("refusing to write sda") && err.contains("boot medium"), "{err}");
+    assert!(log.contains("SYSCLONE-RESULT failed") && log.contains("powering off"), "{log}");
+    assert!(!log.contains("SYSCLONE-RESULT ok"), "{log}");
+    let after = (run("sha256sum", &[src.to_str().unwrap()]), run("sha256sum", &[stick.to_str().unwrap()]));
+    assert_eq!(before, after, "a refused job wrote something");
 }

@@ -52,13 +52,13 @@ impl Machine {
         self.args.extend(d.args);
     }
 
-    /// The rescue stick on USB, first to boot.
+    /// The rescue stick on USB, first to boot (writable, as a real stick is).
     pub fn usb_boot(&mut self, img: &Path) {
         self.args.extend([
             "-device".into(),
             "qemu-xhci,id=xhci".into(),
             "-drive".into(),
-            format!("if=none,id=usb0,format=raw,readonly=on,file={}", img.display()),
+            format!("if=none,id=usb0,format=raw,file={}", img.display()),
             "-device".into(),
             "usb-storage,bus=xhci.0,drive=usb0,serial=STICK1,removable=on,bootindex=0".into(),
         ]);

@@ -133,3 +133,28 @@ fn exact_clone_512_on_loop_devices() {
 fn exact_clone_4096_on_loop_devices() {
     clone_case(4096);
 }
+
+#[test]
+fn too_small_target_is_refused_and_untouched() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_source(t.path(), 512);
+    let tgt_img = t.path().join("small.img");
+    run("truncate", &["-s", "64M", tgt_img.to_str().unwrap()]);
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=64", "conv=notrunc", "status=none"]);
+    let before = run("sha256sum", &[tgt_img.to_str().unwrap()]);
+    let src = Loop::new(&src_img, 512);
+    let tgt = Loop::new(&tgt_img, 512);
+    let disks = discover(&Roots::default()).unwrap();
+    let dev = Path::new("/dev");
+    let s = Selector::parse(&src.0).unwrap().select(&disks, &[], dev).unwrap().clone();
+    let d = Selector::parse(&tgt.0).unwrap().select(&disks, &[], dev).unwrap().clone();
+    let ctx = GuardContext { source: Some(s.clone()), ..Default::default() };
+    let e = open_target(&d, &ctx, s.size_bytes, Some(512)).unwrap_err();
+    assert_eq!(e.downcast_ref::<sysclone_disk::Refusal>().unwrap().rule, Rule::TooSmall);
+    assert!(e.to_string().contains("choose a larger disk"), "{e}");
+    assert!(sysclone_copy::plan_exact(&s, None, &d).is_err());
+    drop(tgt);
+    drop(src);
+    assert_eq!(run("sha256sum", &[tgt_img.to_str().unwrap()]), before);
+}

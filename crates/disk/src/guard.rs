@@ -68,11 +68,9 @@ fn refuse(rule: Rule, message: String) -> anyhow::Error {
     Refusal { rule, message }.into()
 }
 
-/// Check `target` against every rule, then open it read-write and exclusively.
-///
-/// `required_bytes` is the least size the operation needs. The disk's identity (serial and
-/// size) is read again from the kernel, so a disk swapped since selection is refused.
-pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logical_sector: Option<u32>) -> Result<TargetHandle> {
+/// The rules that need no I/O: never the boot medium, the source, or a protected disk.
+/// Checked as soon as a target is chosen, before any planning, and again by [`open_target`].
+pub fn check_target(target: &Disk, ctx: &GuardContext) -> Result<()> {
     let who = target.describe();
     if target.roles.iter().any(|r| r == "boot-medium") || ctx.boot_medium.as_deref() == Some(target.name.as_str()) {
         return Err(refuse(Rule::BootMedium, format!("refusing to write {who}: it is the boot medium sysclone started from; choose another target disk")));
@@ -87,6 +85,16 @@ pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logic
             return Err(refuse(Rule::Protected, format!("refusing to write {who}: it is on the write-protect list ({p})")));
         }
     }
+    Ok(())
+}
+
+/// Check `target` against every rule, then open it read-write and exclusively.
+///
+/// `required_bytes` is the least size the operation needs. The disk's identity (serial and
+/// size) is read again from the kernel, so a disk swapped since selection is refused.
+pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logical_sector: Option<u32>) -> Result<TargetHandle> {
+    check_target(target, ctx)?;
+    let who = target.describe();
     // Identity again, from the kernel, now.
     let now = discover(&ctx.roots)?.into_iter().find(|d| d.name == target.name);
     let Some(now) = now else {
@@ -172,5 +180,56 @@ impl Drop for SourceHandle {
         if self.restore_rw {
             let _ = sys::set_read_only(self.file.as_fd(), false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::Bus;
+
+    fn disk(name: &str, serial: &str) -> Disk {
+        Disk {
+            name: name.into(),
+            path: format!("/dev/{name}").into(),
+            devno: format!("8:{}", name.len()),
+            bus: Bus::Sata,
+            model: Some("M".into()),
+            serial: Some(serial.into()),
+            wwn: None,
+            size_bytes: 1 << 30,
+            logical_sector: 512,
+            physical_sector: 512,
+            rotational: false,
+            removable: false,
+            read_only: false,
+            table: "none".into(),
+            disk_guid: None,
+            partitions: vec![],
+            holders: vec![],
+            mounts: vec![],
+            swaps: vec![],
+            roles: vec![],
+        }
+    }
+
+    fn rule(r: Result<()>) -> Rule {
+        r.unwrap_err().downcast_ref::<Refusal>().expect("a Refusal").rule
+    }
+
+    #[test]
+    fn identity_rules() {
+        let mut stick = disk("sda", "STICK");
+        stick.roles.push("boot-medium".into());
+        let src = disk("nvme0n1", "SRC");
+        let tgt = disk("vda", "TGT");
+        let ctx = GuardContext { source: Some(src.clone()), protected: vec![Selector::parse("serial=KEEP").unwrap()], ..Default::default() };
+        assert_eq!(rule(check_target(&stick, &ctx)), Rule::BootMedium);
+        assert_eq!(rule(check_target(&src, &ctx)), Rule::Source);
+        assert_eq!(rule(check_target(&disk("sdz", "KEEP"), &ctx)), Rule::Protected);
+        assert!(check_target(&tgt, &ctx).is_ok());
+        let by_name = GuardContext { boot_medium: Some("vda".into()), ..Default::default() };
+        let e = check_target(&tgt, &by_name).unwrap_err().to_string();
+        assert!(e.contains("refusing to write vda") && e.contains("boot medium"), "{e}");
     }
 }

@@ -9,7 +9,7 @@ pub mod sys;
 pub mod table;
 
 pub use discover::{discover, human_bytes, mark_boot_medium, Bus, Disk, Partition, Roots};
-pub use guard::{open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
+pub use guard::{check_target, open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
 pub use select::{parse_size, Selector};
 
 /// Block-device size of an open file: BLKGETSIZE64 for devices, the length for image files.

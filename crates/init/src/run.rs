@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sysclone_copy::{execute_exact, plan_exact, CloneReport};
-use sysclone_disk::{discover, mark_boot_medium, open_source, open_target, Disk, GuardContext, Roots, Selector};
+use sysclone_disk::{check_target, discover, mark_boot_medium, open_source, open_target, Disk, GuardContext, Roots, Selector};
 
 use crate::console::{progress_printer, say};
 use crate::job::BootEntry;
@@ -77,17 +77,18 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let tgt = opts.target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
     say(&format!("source: {}", src.describe()));
     say(&format!("target: {}", tgt.describe()));
-    let sh = open_source(&src)?;
-    let mut f = sh.file.try_clone()?;
-    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
-    let plan = plan_exact(&src, gpt.as_ref(), &tgt)?;
-    say(&plan.show());
     let ctx = GuardContext {
         boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
         source: Some(src.clone()),
         protected: opts.protect.clone(),
         roots: Roots::default(),
     };
+    check_target(&tgt, &ctx)?;
+    let sh = open_source(&src)?;
+    let mut f = sh.file.try_clone()?;
+    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
+    let plan = plan_exact(&src, gpt.as_ref(), &tgt)?;
+    say(&plan.show());
     if opts.dry_run {
         say("dry run: nothing written");
         return Ok(Outcome { copy: None, boot_entry: None, loader: None });

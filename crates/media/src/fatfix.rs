@@ -64,7 +64,10 @@ fn read_at<D: Read + Seek>(dev: &mut D, off: u64, len: usize) -> Result<Vec<u8>>
 impl Geometry {
     fn read<D: Read + Seek>(dev: &mut D, start: u64, len: u64) -> Result<Geometry> {
         let bs = read_at(dev, start, 512).context("reading FAT boot sector")?;
-        ensure!(bs[510] == 0x55 && bs[511] == 0xAA, "no FAT boot sector signature");
+        ensure!(
+            bs[510] == 0x55 && bs[511] == 0xAA,
+            "no FAT boot sector signature"
+        );
         let bps = u64::from(u16_at(&bs, 11));
         let spc = u64::from(bs[13]);
         let reserved = u64::from(u16_at(&bs, 14));
@@ -82,7 +85,10 @@ impl Geometry {
             bps.is_power_of_two() && (512..=4096).contains(&bps) && spc.is_power_of_two(),
             "implausible FAT geometry (bytes/sector {bps}, sectors/cluster {spc})"
         );
-        ensure!(nfats >= 1 && fat_sectors > 0 && reserved > 0, "implausible FAT layout");
+        ensure!(
+            nfats >= 1 && fat_sectors > 0 && reserved > 0,
+            "implausible FAT layout"
+        );
         ensure!(total * bps <= len, "FAT volume larger than its partition");
         let root_dir_sectors = (root_entries * 32).div_ceil(bps);
         let first_data = reserved + nfats * fat_sectors + root_dir_sectors;
@@ -96,7 +102,10 @@ impl Geometry {
             Kind::Fat32
         };
         let fat_bytes = usize::try_from(fat_sectors * bps).context("FAT too large")?;
-        ensure!(fat_bytes <= 256 << 20, "FAT of {fat_bytes} bytes is implausibly large");
+        ensure!(
+            fat_bytes <= 256 << 20,
+            "FAT of {fat_bytes} bytes is implausibly large"
+        );
         let fat = read_at(dev, start + reserved * bps, fat_bytes).context("reading FAT")?;
         Ok(Geometry {
             start,
@@ -105,7 +114,11 @@ impl Geometry {
             first_data_byte: start + first_data * bps,
             root_dir_byte: start + (reserved + nfats * fat_sectors) * bps,
             root_dir_bytes: root_dir_sectors * bps,
-            root_cluster: if kind == Kind::Fat32 { u32_at(&bs, 44) } else { 0 },
+            root_cluster: if kind == Kind::Fat32 {
+                u32_at(&bs, 44)
+            } else {
+                0
+            },
             clusters: u32::try_from(clusters).context("too many clusters")?,
             kind,
             fat,
@@ -139,7 +152,10 @@ impl Geometry {
         let mut out = vec![first];
         let mut c = first;
         while let Some(n) = self.next(c) {
-            ensure!(out.len() <= self.clusters as usize, "cluster chain loops at {n}");
+            ensure!(
+                out.len() <= self.clusters as usize,
+                "cluster chain loops at {n}"
+            );
             out.push(n);
             c = n;
         }
@@ -203,7 +219,10 @@ fn repair(data: &[u8], kind: Kind, parent_is_root: bool) -> Option<Vec<u8>> {
             kept.append(&mut pending_lfn);
         }
         pending_lfn.clear();
-        if &e[0..11] == DOTDOT && parent_is_root && kind == Kind::Fat32 && entry_cluster(e, kind) != 0
+        if &e[0..11] == DOTDOT
+            && parent_is_root
+            && kind == Kind::Fat32
+            && entry_cluster(e, kind) != 0
         {
             let mut f = e.to_vec();
             f[20..22].fill(0);
@@ -269,7 +288,10 @@ pub fn fix_dot_entries<D: Read + Write + Seek>(dev: &mut D, start: u64, len: u64
         if seen.len() > g.clusters as usize {
             bail!("directory tree loops");
         }
-        let chain = g.chain(first)?;
+        // A broken entry on a foreign volume is not ours to repair: skip it.
+        let Ok(chain) = g.chain(first) else {
+            continue;
+        };
         let mut data = Vec::with_capacity(chain.len() * g.cluster_bytes as usize);
         for c in &chain {
             data.extend(read_at(dev, g.cluster_byte(*c), g.cluster_bytes as usize)?);

@@ -146,9 +146,18 @@ mod tests {
         assert!(!fnmatch("a*c", "acb"));
         assert!(fnmatch("a*b*c*d", "aXbYbZcQd"));
         assert!(fnmatch("**a**", "xxa"));
-        assert!(fnmatch("kernel/drivers/ata/*", "kernel/drivers/ata/ahci.ko"));
-        assert!(fnmatch("kernel/drivers/ata/*", "kernel/drivers/ata/sub/x.ko"));
-        assert!(!fnmatch("kernel/drivers/ata/*", "kernel/drivers/scsi/sd_mod.ko"));
+        assert!(fnmatch(
+            "kernel/drivers/ata/*",
+            "kernel/drivers/ata/ahci.ko"
+        ));
+        assert!(fnmatch(
+            "kernel/drivers/ata/*",
+            "kernel/drivers/ata/sub/x.ko"
+        ));
+        assert!(!fnmatch(
+            "kernel/drivers/ata/*",
+            "kernel/drivers/scsi/sd_mod.ko"
+        ));
     }
 
     #[test]
@@ -183,10 +192,7 @@ mod tests {
             "usb:v*p*d*dc*dsc*dp*ic08isc06ip50in*",
             "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00"
         ));
-        assert!(fnmatch(
-            "virtio:d00000002v*",
-            "virtio:d00000002v00001AF4"
-        ));
+        assert!(fnmatch("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
         assert!(fnmatch("acpi*:PNP0A0[38]:*", "acpi:PNP0A08:"));
         assert!(!fnmatch("acpi*:PNP0A0[38]:*", "acpi:PNP0A05:"));
     }

@@ -16,7 +16,7 @@ use crate::modindex::{ModuleIndex, Reason};
 /// Output compression of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Compression {
-    /// gzip (deterministic header: mtime 0, no file name), best compression.
+    /// gzip at the default level (6), deterministic header (mtime 0, no file name).
     Gzip,
     /// Plain cpio.
     None,
@@ -122,7 +122,10 @@ impl<W: Write> ArchiveWriter<W> {
                 "cpio entry {path}: parent directory {parent} not emitted before it"
             );
         }
-        ensure!(self.paths.insert(path.to_string()), "duplicate archive path {path}");
+        ensure!(
+            self.paths.insert(path.to_string()),
+            "duplicate archive path {path}"
+        );
         let size = u32::try_from(data.len())
             .with_context(|| format!("cpio entry {path}: {} bytes exceeds 4 GiB", data.len()))?;
         let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
@@ -175,7 +178,10 @@ impl<W: Write> ArchiveWriter<W> {
 
 fn check_archive_path(path: &str) -> Result<()> {
     ensure!(!path.is_empty(), "empty archive path");
-    ensure!(!path.starts_with('/'), "archive path {path} must be relative");
+    ensure!(
+        !path.starts_with('/'),
+        "archive path {path} must be relative"
+    );
     for c in path.split('/') {
         ensure!(
             !c.is_empty() && c != "." && c != "..",
@@ -259,11 +265,7 @@ pub fn build_initramfs(
             name: e.name.clone(),
             relpath: e.relpath.clone(),
             size: e.size,
-            reason: closure
-                .reasons
-                .get(name)
-                .cloned()
-                .unwrap_or(Reason::Wanted),
+            reason: closure.reasons.get(name).cloned().unwrap_or(Reason::Wanted),
         });
     }
 
@@ -320,8 +322,7 @@ pub fn build_initramfs(
     // Write to a temp file next to `out`.
     let tmp = tmp_path(out);
     let result = (|| -> Result<(u64, usize)> {
-        let f = fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let buf = BufWriter::with_capacity(1 << 20, f);
         let (uncompressed, entries, file) = match compression {
             Compression::Gzip => {
@@ -329,16 +330,38 @@ pub fn build_initramfs(
                     .mtime(0)
                     .write(buf, flate2::Compression::default());
                 let (gz, n, e) = write_archive(
-                    gz, &dirs, &extra_dir_modes, &init, &modroot, &included, &mdir, &dep, &alias,
-                    &softdep, &builtin, &builtin_modinfo, &extras,
+                    gz,
+                    &dirs,
+                    &extra_dir_modes,
+                    &init,
+                    &modroot,
+                    &included,
+                    &mdir,
+                    &dep,
+                    &alias,
+                    &softdep,
+                    &builtin,
+                    &builtin_modinfo,
+                    &extras,
                 )?;
                 let buf = gz.finish().context("finishing gzip stream")?;
                 (n, e, buf.into_inner().map_err(|e| e.into_error())?)
             }
             Compression::None => {
                 let (buf, n, e) = write_archive(
-                    buf, &dirs, &extra_dir_modes, &init, &modroot, &included, &mdir, &dep, &alias,
-                    &softdep, &builtin, &builtin_modinfo, &extras,
+                    buf,
+                    &dirs,
+                    &extra_dir_modes,
+                    &init,
+                    &modroot,
+                    &included,
+                    &mdir,
+                    &dep,
+                    &alias,
+                    &softdep,
+                    &builtin,
+                    &builtin_modinfo,
+                    &extras,
                 )?;
                 (n, e, buf.into_inner().map_err(|e| e.into_error())?)
             }
@@ -419,7 +442,11 @@ fn write_archive<W: Write>(
     a.file(&format!("{modroot}/modules.alias"), 0o644, alias)?;
     a.file(&format!("{modroot}/modules.softdep"), 0o644, softdep)?;
     a.file(&format!("{modroot}/modules.builtin"), 0o644, builtin)?;
-    a.file(&format!("{modroot}/modules.builtin.modinfo"), 0o644, builtin_modinfo)?;
+    a.file(
+        &format!("{modroot}/modules.builtin.modinfo"),
+        0o644,
+        builtin_modinfo,
+    )?;
     for (p, data, mode) in extras {
         if mode & S_IFMT == S_IFDIR {
             continue; // already emitted with the directories
@@ -460,8 +487,13 @@ pub fn read_initramfs(path: &Path) -> Result<Vec<InitramfsEntry>> {
     let mut out = Vec::new();
     let mut rest: &[u8] = &data;
     loop {
-        let mut r = cpio::NewcReader::new(rest)
-            .with_context(|| format!("parsing cpio header in {} after {} entries", path.display(), out.len()))?;
+        let mut r = cpio::NewcReader::new(rest).with_context(|| {
+            format!(
+                "parsing cpio header in {} after {} entries",
+                path.display(),
+                out.len()
+            )
+        })?;
         let e = r.entry();
         if e.is_trailer() {
             break;
@@ -532,7 +564,16 @@ mod tests {
         let names: Vec<&str> = rep.modules.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["scsi_common", "scsi_mod", "libata", "libahci", "ahci", "fat", "vfat", "nls_ascii"]
+            [
+                "scsi_common",
+                "scsi_mod",
+                "libata",
+                "libahci",
+                "ahci",
+                "fat",
+                "vfat",
+                "nls_ascii"
+            ]
         );
         assert_eq!(rep.modules[4].reason, Reason::Wanted);
         assert_eq!(rep.modules[0].reason, Reason::Dependency("scsi_mod".into()));
@@ -554,7 +595,16 @@ mod tests {
             seen.insert(e.name.as_str());
             assert_eq!(e.mtime, 0);
         }
-        for d in ["dev", "proc", "sys", "run", "tmp", "mnt", "sbin", "lib/modules/9.9.9-test"] {
+        for d in [
+            "dev",
+            "proc",
+            "sys",
+            "run",
+            "tmp",
+            "mnt",
+            "sbin",
+            "lib/modules/9.9.9-test",
+        ] {
             assert_eq!(by[d].mode & S_IFMT, S_IFDIR, "{d}");
         }
         assert_eq!(by["tmp"].mode, 0o041777);
@@ -578,19 +628,29 @@ mod tests {
         let dep = String::from_utf8(by["lib/modules/9.9.9-test/modules.dep"].data.clone()).unwrap();
         let map = crate::parse_modules_dep(&dep).unwrap();
         assert_eq!(map.len(), 8);
-        for (_, e) in &map {
+        for e in map.values() {
             for p in e.deps.iter().chain([&e.path]) {
-                assert!(by.contains_key(format!("lib/modules/9.9.9-test/{p}").as_str()), "{p}");
+                assert!(
+                    by.contains_key(format!("lib/modules/9.9.9-test/{p}").as_str()),
+                    "{p}"
+                );
             }
         }
-        let alias = String::from_utf8(by["lib/modules/9.9.9-test/modules.alias"].data.clone()).unwrap();
+        let alias =
+            String::from_utf8(by["lib/modules/9.9.9-test/modules.alias"].data.clone()).unwrap();
         assert!(alias.contains("alias fs-vfat vfat"));
         assert!(!alias.contains("ext4"));
-        assert!(String::from_utf8_lossy(&by["lib/modules/9.9.9-test/modules.softdep"].data)
-            .contains("softdep vfat"));
-        assert!(String::from_utf8_lossy(&by["lib/modules/9.9.9-test/modules.builtin"].data)
-            .contains("efivarfs.ko"));
-        assert!(!by["lib/modules/9.9.9-test/modules.builtin.modinfo"].data.is_empty());
+        assert!(
+            String::from_utf8_lossy(&by["lib/modules/9.9.9-test/modules.softdep"].data)
+                .contains("softdep vfat")
+        );
+        assert!(
+            String::from_utf8_lossy(&by["lib/modules/9.9.9-test/modules.builtin"].data)
+                .contains("efivarfs.ko")
+        );
+        assert!(!by["lib/modules/9.9.9-test/modules.builtin.modinfo"]
+            .data
+            .is_empty());
 
         // GNU cpio agrees.
         let plain = d.path().join("plain.cpio");
@@ -605,7 +665,9 @@ mod tests {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let listing = String::from_utf8_lossy(&o.stdout);
         assert!(listing.contains("sbin/modprobe -> /init"), "{listing}");
-        assert!(listing.lines().any(|l| l.starts_with("crw-------") && l.contains("dev/console")));
+        assert!(listing
+            .lines()
+            .any(|l| l.starts_with("crw-------") && l.contains("dev/console")));
         assert_eq!(listing.lines().count(), rep.entries);
 
         // Reproducible.
@@ -638,7 +700,11 @@ mod tests {
         let out = d.path().join("min.img");
         let rep = build_initramfs(&spec, &out, Compression::Gzip).unwrap();
         assert!(rep.modules.is_empty());
-        let names: Vec<String> = read_initramfs(&out).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = read_initramfs(&out)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert!(names.contains(&"init".to_string()));
         assert!(names.contains(&"lib/modules/9.9.9-test/modules.dep".to_string()));
     }
@@ -648,18 +714,27 @@ mod tests {
         let (d, mut spec) = setup();
         let out = d.path().join("e.img");
         spec.modules.push("nosuchmod".into());
-        let e = format!("{:#}", build_initramfs(&spec, &out, Compression::None).unwrap_err());
+        let e = format!(
+            "{:#}",
+            build_initramfs(&spec, &out, Compression::None).unwrap_err()
+        );
         assert!(e.contains("nosuchmod"), "{e}");
         spec.modules.pop();
         spec.extra_files.push(("init".into(), vec![], 0o644));
-        let e = format!("{:#}", build_initramfs(&spec, &out, Compression::None).unwrap_err());
+        let e = format!(
+            "{:#}",
+            build_initramfs(&spec, &out, Compression::None).unwrap_err()
+        );
         assert!(e.contains("duplicate archive path init"), "{e}");
         spec.extra_files.pop();
         spec.extra_files.push(("../etc/x".into(), vec![], 0o644));
         assert!(build_initramfs(&spec, &out, Compression::None).is_err());
         spec.extra_files.pop();
         spec.init_binary = d.path().join("missing-init");
-        let e = format!("{:#}", build_initramfs(&spec, &out, Compression::None).unwrap_err());
+        let e = format!(
+            "{:#}",
+            build_initramfs(&spec, &out, Compression::None).unwrap_err()
+        );
         assert!(e.contains("missing-init"), "{e}");
         assert!(!out.exists());
     }
@@ -689,7 +764,10 @@ mod tests {
             init_binary: init,
             kernel_version: kt.kver.clone(),
             modules_dir: kt.modules_dir.clone(),
-            modules: crate::modindex::tests::RESCUE_SET.iter().map(|s| s.to_string()).collect(),
+            modules: crate::modindex::tests::RESCUE_SET
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             extra_files: vec![],
         };
         let out = d.path().join("initramfs.img");
@@ -704,7 +782,16 @@ mod tests {
             t0.elapsed()
         );
         let names: Vec<&str> = rep.modules.iter().map(|m| m.name.as_str()).collect();
-        for m in ["libahci", "libata", "scsi_mod", "jbd2", "mbcache", "fat", "efivarfs", "nls_cp437"] {
+        for m in [
+            "libahci",
+            "libata",
+            "scsi_mod",
+            "jbd2",
+            "mbcache",
+            "fat",
+            "efivarfs",
+            "nls_cp437",
+        ] {
             assert!(names.contains(&m), "{m} missing");
         }
         let entries = read_initramfs(&out).unwrap();
@@ -712,9 +799,18 @@ mod tests {
             entries.iter().map(|e| (e.name.as_str(), e)).collect();
         for m in &rep.modules {
             let p = format!("lib/modules/{}/{}", kt.kver, m.relpath);
-            assert_eq!(by[p.as_str()].data, fs::read(kt.modules_dir.join(&m.relpath)).unwrap(), "{p}");
+            assert_eq!(
+                by[p.as_str()].data,
+                fs::read(kt.modules_dir.join(&m.relpath)).unwrap(),
+                "{p}"
+            );
         }
-        let dep = String::from_utf8(by[format!("lib/modules/{}/modules.dep", kt.kver).as_str()].data.clone()).unwrap();
+        let dep = String::from_utf8(
+            by[format!("lib/modules/{}/modules.dep", kt.kver).as_str()]
+                .data
+                .clone(),
+        )
+        .unwrap();
         let map = crate::parse_modules_dep(&dep).unwrap();
         let order = crate::load_order(&map, "ahci").unwrap();
         let pos = |n: &str| order.iter().position(|p| p.ends_with(n)).unwrap();
@@ -722,9 +818,15 @@ mod tests {
         // zcat | cpio -t agrees on the entry count.
         let o = Command::new("sh")
             .arg("-c")
-            .arg(format!("zcat '{}' | cpio -t --quiet | wc -l", out.display()))
+            .arg(format!(
+                "zcat '{}' | cpio -t --quiet | wc -l",
+                out.display()
+            ))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), rep.entries.to_string());
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            rep.entries.to_string()
+        );
     }
 }

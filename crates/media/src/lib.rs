@@ -1,6 +1,6 @@
 //! Boot-media building for sysclone: kernel module metadata and dependency closure, the rescue
 //! initramfs (cpio newc), and the GPT + FAT32 USB image with systemd-boot. The module-index
-//! readers (`parse_modules_dep`, `parse_modules_alias`, `parse_softdep`, [`fnmatch`],
+//! readers (`parse_modules_dep`, `parse_modules_alias`, `parse_softdep`, [`fnmatch()`],
 //! [`load_order`]) are also used at run time by init.
 
 mod fatfix;
@@ -14,6 +14,10 @@ pub mod usbimage;
 pub(crate) mod testkernel;
 
 pub use fnmatch::fnmatch;
+pub use initramfs::{
+    build_initramfs, read_initramfs, Compression, IncludedModule, InitramfsEntry, InitramfsReport,
+    InitramfsSpec,
+};
 pub use modindex::{
     load_order, lookup_alias, parse_modules_alias, parse_modules_dep, parse_softdep, AliasEntry,
     Closure, DepEntry, DepMap, ModuleEntry, ModuleIndex, Reason, Resolution,
@@ -22,10 +26,6 @@ pub use modinfo::{
     find_elf_section, modinfo_from_bytes, module_name_from_path, normalize_alias,
     normalize_module_name, parse_builtin_modinfo, parse_modules_builtin, read_elf_section,
     read_modinfo, ModInfo, SoftDep,
-};
-pub use initramfs::{
-    build_initramfs, read_initramfs, Compression, IncludedModule, InitramfsEntry, InitramfsReport,
-    InitramfsSpec,
 };
 pub use usbimage::{
     add_files_to_fat, build_usb_image, default_esp_size, esp_path_matches, fat_label, find_files,

@@ -117,7 +117,10 @@ impl ModuleIndex {
         let meta = fs::metadata(modules_dir)
             .with_context(|| format!("scanning modules directory {}", modules_dir.display()))?;
         if !meta.is_dir() {
-            bail!("modules directory {} is not a directory", modules_dir.display());
+            bail!(
+                "modules directory {} is not a directory",
+                modules_dir.display()
+            );
         }
         let mut files = Vec::new();
         walk(modules_dir, "", &mut files)?;
@@ -170,15 +173,17 @@ impl ModuleIndex {
                 Some(old) => {
                     let prefer_new = e.relpath.starts_with("updates/")
                         && !old.relpath.starts_with("updates/")
-                        || (e.relpath.starts_with("updates/") == old.relpath.starts_with("updates/")
+                        || (e.relpath.starts_with("updates/")
+                            == old.relpath.starts_with("updates/")
                             && e.relpath < old.relpath);
                     let (keep, drop) = if prefer_new {
                         (e.relpath.clone(), old.relpath.clone())
                     } else {
                         (old.relpath.clone(), e.relpath.clone())
                     };
-                    idx.notes
-                        .push(format!("module {name}: using {keep}, ignoring duplicate {drop}"));
+                    idx.notes.push(format!(
+                        "module {name}: using {keep}, ignoring duplicate {drop}"
+                    ));
                     if prefer_new {
                         idx.modules.insert(name, e);
                     }
@@ -263,7 +268,11 @@ impl ModuleIndex {
         let mut r = Resolution::default();
         for (pat, module, builtin) in &self.aliases {
             if fnmatch(pat, &alias) {
-                let list = if *builtin { &mut r.builtin } else { &mut r.modules };
+                let list = if *builtin {
+                    &mut r.builtin
+                } else {
+                    &mut r.modules
+                };
                 if !list.contains(module) {
                     list.push(module.clone());
                 }
@@ -686,20 +695,72 @@ pub(crate) mod testutil {
 
     /// A fake module tree: (relpath, modinfo fields).
     pub const FAKE_TREE: &[(&str, &[&str])] = &[
-        ("kernel/drivers/ata/ahci.ko", &["name=ahci", "depends=libahci,libata", "alias=pci:v*d*sv*sd*bc01sc06i01*"]),
-        ("kernel/drivers/ata/libahci.ko", &["name=libahci", "depends=libata"]),
-        ("kernel/drivers/ata/libata.ko", &["name=libata", "depends=scsi_mod"]),
-        ("kernel/drivers/scsi/scsi_mod.ko", &["name=scsi_mod", "depends=scsi_common"]),
-        ("kernel/drivers/scsi/scsi_common.ko", &["name=scsi_common", "depends="]),
-        ("kernel/fs/ext4/ext4.ko", &["name=ext4", "depends=jbd2,mbcache,crc16", "softdep=pre: crc32c", "alias=fs-ext4"]),
-        ("kernel/fs/jbd2/jbd2.ko", &["name=jbd2", "depends=crc32c_generic"]),
+        (
+            "kernel/drivers/ata/ahci.ko",
+            &[
+                "name=ahci",
+                "depends=libahci,libata",
+                "alias=pci:v*d*sv*sd*bc01sc06i01*",
+            ],
+        ),
+        (
+            "kernel/drivers/ata/libahci.ko",
+            &["name=libahci", "depends=libata"],
+        ),
+        (
+            "kernel/drivers/ata/libata.ko",
+            &["name=libata", "depends=scsi_mod"],
+        ),
+        (
+            "kernel/drivers/scsi/scsi_mod.ko",
+            &["name=scsi_mod", "depends=scsi_common"],
+        ),
+        (
+            "kernel/drivers/scsi/scsi_common.ko",
+            &["name=scsi_common", "depends="],
+        ),
+        (
+            "kernel/fs/ext4/ext4.ko",
+            &[
+                "name=ext4",
+                "depends=jbd2,mbcache,crc16",
+                "softdep=pre: crc32c",
+                "alias=fs-ext4",
+            ],
+        ),
+        (
+            "kernel/fs/jbd2/jbd2.ko",
+            &["name=jbd2", "depends=crc32c_generic"],
+        ),
         ("kernel/fs/mbcache.ko", &["name=mbcache", "depends="]),
-        ("kernel/crypto/crc32c_generic.ko", &["name=crc32c_generic", "alias=crypto-crc32c", "alias=crc32c", "depends="]),
-        ("kernel/arch/x86/crypto/crc32c-intel.ko", &["name=crc32c_intel", "alias=crypto-crc32c", "depends="]),
-        ("kernel/fs/nls/nls_cp437.ko", &["name=nls_cp437", "alias=nls-cp437"]),
+        (
+            "kernel/crypto/crc32c_generic.ko",
+            &[
+                "name=crc32c_generic",
+                "alias=crypto-crc32c",
+                "alias=crc32c",
+                "depends=",
+            ],
+        ),
+        (
+            "kernel/arch/x86/crypto/crc32c-intel.ko",
+            &["name=crc32c_intel", "alias=crypto-crc32c", "depends="],
+        ),
+        (
+            "kernel/fs/nls/nls_cp437.ko",
+            &["name=nls_cp437", "alias=nls-cp437"],
+        ),
         ("kernel/fs/nls/nls_ascii.ko", &["name=nls_ascii"]),
         ("kernel/fs/fat/fat.ko", &["name=fat", "depends="]),
-        ("kernel/fs/fat/vfat.ko", &["name=vfat", "depends=fat", "alias=fs-vfat", "softdep=pre: nls-missing post: nls_ascii"]),
+        (
+            "kernel/fs/fat/vfat.ko",
+            &[
+                "name=vfat",
+                "depends=fat",
+                "alias=fs-vfat",
+                "softdep=pre: nls-missing post: nls_ascii",
+            ],
+        ),
     ];
 
     /// Writes the fake tree to `dir` (a `lib/modules/<kver>` directory).
@@ -709,7 +770,11 @@ pub(crate) mod testutil {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(&p, fake_ko(fields)).unwrap();
         }
-        fs::write(dir.join("modules.builtin"), "kernel/lib/crc16.ko\nkernel/fs/efivarfs/efivarfs.ko\n").unwrap();
+        fs::write(
+            dir.join("modules.builtin"),
+            "kernel/lib/crc16.ko\nkernel/fs/efivarfs/efivarfs.ko\n",
+        )
+        .unwrap();
         fs::write(
             dir.join("modules.builtin.modinfo"),
             b"efivarfs.alias=fs-efivarfs\0efivarfs.license=GPL\0crc16.license=GPL\0".as_slice(),
@@ -737,12 +802,18 @@ pub(crate) mod tests {
     }
 
     fn assert_topological(i: &ModuleIndex, order: &[String]) {
-        let pos: BTreeMap<&str, usize> =
-            order.iter().enumerate().map(|(p, n)| (n.as_str(), p)).collect();
+        let pos: BTreeMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(p, n)| (n.as_str(), p))
+            .collect();
         for n in order {
             for d in &i.get(n).unwrap().info.depends {
                 if let Some(&pd) = pos.get(d.as_str()) {
-                    assert!(pd < pos[n.as_str()], "{d} must come before {n} in {order:?}");
+                    assert!(
+                        pd < pos[n.as_str()],
+                        "{d} must come before {n} in {order:?}"
+                    );
                 } else {
                     assert!(i.is_builtin(d), "{d} (dep of {n}) missing from {order:?}");
                 }
@@ -754,7 +825,10 @@ pub(crate) mod tests {
     fn scan_finds_modules() {
         let (_d, i) = idx();
         assert_eq!(i.len(), 14);
-        assert_eq!(i.get("crc32c-intel").unwrap().relpath, "kernel/arch/x86/crypto/crc32c-intel.ko");
+        assert_eq!(
+            i.get("crc32c-intel").unwrap().relpath,
+            "kernel/arch/x86/crypto/crc32c-intel.ko"
+        );
         assert!(i.is_builtin("efivarfs"));
         assert!(i.is_builtin("crc16"));
         assert!(i.get("efivarfs").is_none());
@@ -766,14 +840,30 @@ pub(crate) mod tests {
         let cl = i.resolve_closure(&s(&["ahci", "ext4"])).unwrap();
         assert_eq!(
             cl.modules,
-            s(&["scsi_common", "scsi_mod", "libata", "libahci", "ahci", "crc32c_generic", "jbd2", "mbcache", "ext4"])
+            s(&[
+                "scsi_common",
+                "scsi_mod",
+                "libata",
+                "libahci",
+                "ahci",
+                "crc32c_generic",
+                "jbd2",
+                "mbcache",
+                "ext4"
+            ])
         );
         assert_topological(&i, &cl.modules);
         assert_eq!(cl.reasons["ahci"], Reason::Wanted);
         assert_eq!(cl.reasons["libata"], Reason::Dependency("ahci".into()));
-        assert_eq!(cl.reasons["scsi_common"], Reason::Dependency("scsi_mod".into()));
+        assert_eq!(
+            cl.reasons["scsi_common"],
+            Reason::Dependency("scsi_mod".into())
+        );
         // softdep pre: crc32c is an alias of crc32c_generic, which jbd2 already pulled in
-        assert_eq!(cl.reasons["crc32c_generic"], Reason::Dependency("jbd2".into()));
+        assert_eq!(
+            cl.reasons["crc32c_generic"],
+            Reason::Dependency("jbd2".into())
+        );
         assert!(cl.notes.is_empty(), "{:?}", cl.notes);
     }
 
@@ -783,10 +873,23 @@ pub(crate) mod tests {
         let cl = i.resolve_closure(&s(&["vfat", "efivarfs"])).unwrap();
         assert_eq!(cl.modules, s(&["fat", "vfat", "nls_ascii"]));
         assert_eq!(cl.reasons["nls_ascii"], Reason::SoftdepPost("vfat".into()));
-        assert!(cl.notes.iter().any(|n| n.contains("nls-missing")), "{:?}", cl.notes);
-        assert!(cl.notes.iter().any(|n| n.contains("efivarfs is built into")), "{:?}", cl.notes);
+        assert!(
+            cl.notes.iter().any(|n| n.contains("nls-missing")),
+            "{:?}",
+            cl.notes
+        );
+        assert!(
+            cl.notes
+                .iter()
+                .any(|n| n.contains("efivarfs is built into")),
+            "{:?}",
+            cl.notes
+        );
         // Alias softdep resolving to several modules takes all of them.
-        assert_eq!(i.resolve("crypto-crc32c").modules, s(&["crc32c_generic", "crc32c_intel"]));
+        assert_eq!(
+            i.resolve("crypto-crc32c").modules,
+            s(&["crc32c_generic", "crc32c_intel"])
+        );
         assert_eq!(i.resolve("crypto_crc32c").modules.len(), 2);
         assert_eq!(i.resolve("fs-efivarfs").builtin, s(&["efivarfs"]));
     }
@@ -794,9 +897,21 @@ pub(crate) mod tests {
     #[test]
     fn closure_globs_and_aliases() {
         let (_d, i) = idx();
-        let cl = i.resolve_closure(&s(&["kernel/drivers/ata/*", "nls_*", "fs-vfat"])).unwrap();
+        let cl = i
+            .resolve_closure(&s(&["kernel/drivers/ata/*", "nls_*", "fs-vfat"]))
+            .unwrap();
         let set: BTreeSet<_> = cl.modules.iter().cloned().collect();
-        for m in ["ahci", "libahci", "libata", "scsi_mod", "scsi_common", "nls_cp437", "nls_ascii", "vfat", "fat"] {
+        for m in [
+            "ahci",
+            "libahci",
+            "libata",
+            "scsi_mod",
+            "scsi_common",
+            "nls_cp437",
+            "nls_ascii",
+            "vfat",
+            "fat",
+        ] {
             assert!(set.contains(m), "{m} missing: {:?}", cl.modules);
         }
         assert_eq!(cl.reasons["libata"], Reason::Wanted);
@@ -808,7 +923,11 @@ pub(crate) mod tests {
     #[test]
     fn unknown_wanted_is_error_naming_them() {
         let (_d, i) = idx();
-        let e = format!("{:#}", i.closure(&s(&["ahci", "nosuch", "kernel/none/*"])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            i.closure(&s(&["ahci", "nosuch", "kernel/none/*"]))
+                .unwrap_err()
+        );
         assert!(e.contains("nosuch") && e.contains("kernel/none/*"), "{e}");
     }
 
@@ -823,7 +942,10 @@ pub(crate) mod tests {
         e.info.add_field("depends", "ghost");
         let i = ModuleIndex::from_parts(vec![e], vec![], BTreeMap::new());
         let err = format!("{:#}", i.closure(&s(&["a"])).unwrap_err());
-        assert!(err.contains("ghost") && err.contains("kernel/a.ko"), "{err}");
+        assert!(
+            err.contains("ghost") && err.contains("kernel/a.ko"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -838,7 +960,11 @@ pub(crate) mod tests {
             e.info.add_field("softdep", sd);
             e
         };
-        let i = ModuleIndex::from_parts(vec![mk("a", "pre: b"), mk("b", "pre: a")], vec![], BTreeMap::new());
+        let i = ModuleIndex::from_parts(
+            vec![mk("a", "pre: b"), mk("b", "pre: a")],
+            vec![],
+            BTreeMap::new(),
+        );
         let cl = i.resolve_closure(&s(&["a"])).unwrap();
         assert_eq!(cl.modules, s(&["b", "a"]));
         assert!(cl.notes.iter().any(|n| n.contains("cycle")));
@@ -868,7 +994,13 @@ pub(crate) mod tests {
                 "kernel/drivers/ata/ahci.ko"
             ])
         );
-        assert_eq!(load_order(&map, "kernel/fs/ext4/ext4.ko").unwrap().last().unwrap(), "kernel/fs/ext4/ext4.ko");
+        assert_eq!(
+            load_order(&map, "kernel/fs/ext4/ext4.ko")
+                .unwrap()
+                .last()
+                .unwrap(),
+            "kernel/fs/ext4/ext4.ko"
+        );
         assert!(load_order(&map, "nosuch").is_none());
         // Each load order respects the dependency relation.
         for name in &set {
@@ -885,7 +1017,13 @@ pub(crate) mod tests {
         let al = String::from_utf8(al).unwrap();
         assert!(al.contains("alias fs-vfat vfat\n"));
         let aliases = parse_modules_alias(&al);
-        assert_eq!(lookup_alias(&aliases, "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"), s(&["ahci"]));
+        assert_eq!(
+            lookup_alias(
+                &aliases,
+                "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
+            ),
+            s(&["ahci"])
+        );
         assert_eq!(lookup_alias(&aliases, "fs_vfat"), s(&["vfat"]));
         assert!(lookup_alias(&aliases, "pci:v1").is_empty());
 
@@ -893,7 +1031,10 @@ pub(crate) mod tests {
         i.write_modules_softdep(&set, &mut sd).unwrap();
         let sd = String::from_utf8(sd).unwrap();
         assert!(sd.contains("softdep ext4 pre: crc32c\n"), "{sd}");
-        assert!(sd.contains("softdep vfat pre: nls-missing post: nls_ascii\n"), "{sd}");
+        assert!(
+            sd.contains("softdep vfat pre: nls-missing post: nls_ascii\n"),
+            "{sd}"
+        );
         let parsed = parse_softdep(&sd);
         assert_eq!(parsed["vfat"].post, s(&["nls_ascii"]));
         assert_eq!(parsed["ext4"].pre, s(&["crc32c"]));
@@ -905,19 +1046,39 @@ pub(crate) mod tests {
         assert!(parse_modules_dep("no colon here\n").is_err());
         let m = parse_modules_dep("# c\n\nkernel/a-b.ko:\nkernel/c.ko: kernel/a-b.ko\n").unwrap();
         assert_eq!(m["a_b"].deps.len(), 0);
-        assert_eq!(load_order(&m, "c").unwrap(), s(&["kernel/a-b.ko", "kernel/c.ko"]));
+        assert_eq!(
+            load_order(&m, "c").unwrap(),
+            s(&["kernel/a-b.ko", "kernel/c.ko"])
+        );
         assert_eq!(load_order(&m, "a-b").unwrap(), s(&["kernel/a-b.ko"]));
         let a = parse_modules_alias("# x\nalias a b\nalias onlyone\nblah a b\nalias x y z\n");
-        assert_eq!(a, vec![AliasEntry { pattern: "a".into(), module: "b".into() }]);
-        let sd = parse_softdep("softdep a pre: b\nsoftdepx y pre: z\nsoftdep a post: c\nsoftdep lonely\n");
+        assert_eq!(
+            a,
+            vec![AliasEntry {
+                pattern: "a".into(),
+                module: "b".into()
+            }]
+        );
+        let sd = parse_softdep(
+            "softdep a pre: b\nsoftdepx y pre: z\nsoftdep a post: c\nsoftdep lonely\n",
+        );
         assert_eq!(sd.len(), 1);
-        assert_eq!(sd["a"], SoftDep { pre: s(&["b"]), post: s(&["c"]) });
+        assert_eq!(
+            sd["a"],
+            SoftDep {
+                pre: s(&["b"]),
+                post: s(&["c"])
+            }
+        );
     }
 
     #[test]
     fn scan_errors_name_path() {
         let d = tempfile::tempdir().unwrap();
-        let e = format!("{:#}", ModuleIndex::scan(&d.path().join("nope")).unwrap_err());
+        let e = format!(
+            "{:#}",
+            ModuleIndex::scan(&d.path().join("nope")).unwrap_err()
+        );
         assert!(e.contains("nope"), "{e}");
         fs::create_dir_all(d.path().join("kernel")).unwrap();
         fs::write(d.path().join("kernel/bad.ko"), b"garbage").unwrap();
@@ -927,8 +1088,19 @@ pub(crate) mod tests {
 
     /// The module list the rescue image needs, used by the real-kernel tests.
     pub(crate) const RESCUE_SET: &[&str] = &[
-        "virtio_blk", "nvme", "ahci", "sd_mod", "usb_storage", "uas", "xhci_pci", "virtio_scsi",
-        "efivarfs", "vfat", "ext4", "nls_cp437", "nls_ascii",
+        "virtio_blk",
+        "nvme",
+        "ahci",
+        "sd_mod",
+        "usb_storage",
+        "uas",
+        "xhci_pci",
+        "virtio_scsi",
+        "efivarfs",
+        "vfat",
+        "ext4",
+        "nls_cp437",
+        "nls_ascii",
     ];
 
     #[test]
@@ -943,7 +1115,15 @@ pub(crate) mod tests {
             if let Some(n) = &e.info.name {
                 assert_eq!(normalize_module_name(n), e.name, "{}", e.relpath);
             }
-            assert!(e.info.vermagic.as_deref().unwrap_or("").starts_with(&kt.kver), "{}", e.relpath);
+            assert!(
+                e.info
+                    .vermagic
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with(&kt.kver),
+                "{}",
+                e.relpath
+            );
         }
         let ext4 = i.get("ext4").unwrap();
         assert!(ext4.info.depends.contains(&"jbd2".to_string()));
@@ -951,8 +1131,23 @@ pub(crate) mod tests {
 
         let cl = i.resolve_closure(&s(RESCUE_SET)).unwrap();
         assert_topological(&i, &cl.modules);
-        for m in ["libahci", "libata", "scsi_mod", "jbd2", "mbcache", "fat", "virtio_blk", "nvme_core", "usb_storage", "xhci_hcd"] {
-            assert!(cl.modules.contains(&m.to_string()), "{m} missing from {:?}", cl.modules);
+        for m in [
+            "libahci",
+            "libata",
+            "scsi_mod",
+            "jbd2",
+            "mbcache",
+            "fat",
+            "virtio_blk",
+            "nvme_core",
+            "usb_storage",
+            "xhci_hcd",
+        ] {
+            assert!(
+                cl.modules.contains(&m.to_string()),
+                "{m} missing from {:?}",
+                cl.modules
+            );
         }
         let total: u64 = cl.modules.iter().map(|m| i.get(m).unwrap().size).sum();
         eprintln!("closure: {} modules, {} bytes", cl.modules.len(), total);
@@ -973,7 +1168,14 @@ pub(crate) mod tests {
         let mut dep = Vec::new();
         i.write_modules_dep(&cl.modules, &mut dep).unwrap();
         let map = parse_modules_dep(std::str::from_utf8(&dep).unwrap()).unwrap();
-        let sd = map["sd_mod"].deps.iter().map(|p| module_name_from_path(p)).collect::<Vec<_>>();
-        assert!(sd.contains(&"scsi_mod".to_string()) && sd.contains(&"scsi_common".to_string()), "{sd:?}");
+        let sd = map["sd_mod"]
+            .deps
+            .iter()
+            .map(|p| module_name_from_path(p))
+            .collect::<Vec<_>>();
+        assert!(
+            sd.contains(&"scsi_mod".to_string()) && sd.contains(&"scsi_common".to_string()),
+            "{sd:?}"
+        );
     }
 }

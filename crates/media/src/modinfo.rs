@@ -536,7 +536,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(module_name_from_path("kernel/fs/nls/nls-cp437.ko"), "nls_cp437");
+        assert_eq!(
+            module_name_from_path("kernel/fs/nls/nls-cp437.ko"),
+            "nls_cp437"
+        );
         assert_eq!(module_name_from_path("a/b/x-y.ko.zst"), "x_y");
         assert_eq!(module_name_from_path("x.ko.xz"), "x");
         assert_eq!(normalize_alias("crypto-crc32c"), "crypto_crc32c");
@@ -598,7 +601,10 @@ mod tests {
 
     #[test]
     fn missing_file_error_names_path() {
-        let e = format!("{:#}", read_modinfo(Path::new("/nonexistent/zz.ko")).unwrap_err());
+        let e = format!(
+            "{:#}",
+            read_modinfo(Path::new("/nonexistent/zz.ko")).unwrap_err()
+        );
         assert!(e.contains("/nonexistent/zz.ko"), "{e}");
     }
 

@@ -136,11 +136,18 @@ pub fn volume_id_from_guid(guid: &Uuid) -> u32 {
 /// Converts a volume label to the 11-byte, space-padded, upper-case form FAT stores. Allowed:
 /// `A-Z a-z 0-9 space ! # $ % & ' ( ) - @ ^ _ ` { } ~`, at most 11 characters.
 pub fn fat_label(label: &str) -> Result<[u8; 11]> {
-    ensure!(label.len() <= 11, "FAT volume label {label:?} is longer than 11 characters");
+    ensure!(
+        label.len() <= 11,
+        "FAT volume label {label:?} is longer than 11 characters"
+    );
     let mut out = [b' '; 11];
     for (i, c) in label.bytes().enumerate() {
         let ok = c.is_ascii_alphanumeric() || b" !#$%&'()-@^_`{}~".contains(&c);
-        ensure!(ok, "FAT volume label {label:?} contains invalid character {:?}", c as char);
+        ensure!(
+            ok,
+            "FAT volume label {label:?} contains invalid character {:?}",
+            c as char
+        );
         out[i] = c.to_ascii_uppercase();
     }
     Ok(out)
@@ -198,15 +205,14 @@ pub fn format_fat32<D: Read + Write + Seek>(
             .volume_id(volume_id)
             .volume_label(label),
     )
-    .with_context(|| {
-        format!("formatting FAT32 at byte {start_byte} (length {len} bytes)")
-    })?;
+    .with_context(|| format!("formatting FAT32 at byte {start_byte} (length {len} bytes)"))?;
     buf.flush().context("flushing FAT32 format")?;
     drop(buf);
     // fatfs 0.3.6 silently falls back to FAT16/12 when the size does not suit FAT32.
     let fs = open_fat(&mut dev, start_byte, len)?;
     let ty = fs.fat_type();
-    fs.unmount().context("unmounting freshly formatted FAT volume")?;
+    fs.unmount()
+        .context("unmounting freshly formatted FAT volume")?;
     ensure!(
         ty == FatType::Fat32,
         "{len} bytes at byte {start_byte} formatted as {ty:?}, not FAT32 (too small: use at least 64 MiB)"
@@ -272,8 +278,9 @@ pub fn add_files_to_fat<D: Read + Write + Seek>(
                 .with_context(|| format!("truncating {p} on FAT volume"))?;
             let n = match src {
                 FileSource::Bytes(b) => {
-                    f.write_all(b)
-                        .with_context(|| format!("writing {p} ({} bytes) to FAT volume", b.len()))?;
+                    f.write_all(b).with_context(|| {
+                        format!("writing {p} ({} bytes) to FAT volume", b.len())
+                    })?;
                     b.len() as u64
                 }
                 FileSource::Path(host) => {
@@ -339,7 +346,10 @@ fn walk_fat<T: fatfs::ReadWriteSeek>(
     depth: usize,
     out: &mut Vec<EspEntry>,
 ) -> Result<()> {
-    ensure!(depth < 64, "FAT directory tree deeper than 64 levels at {prefix}");
+    ensure!(
+        depth < 64,
+        "FAT directory tree deeper than 64 levels at {prefix}"
+    );
     for ent in dir.iter() {
         let ent = ent.with_context(|| format!("reading FAT directory /{prefix}"))?;
         let name = ent.file_name();
@@ -407,7 +417,10 @@ fn expand_double_star(pattern: &str, out: &mut Vec<String>) {
             // `**/` matches zero directories…
             expand_double_star(&format!("{}{}", &pattern[..i], &pattern[i + 3..]), out);
             // …or any number of them (`*` crosses `/`).
-            expand_double_star(&format!("{}*\u{0}/{}", &pattern[..i], &pattern[i + 3..]), out);
+            expand_double_star(
+                &format!("{}*\u{0}/{}", &pattern[..i], &pattern[i + 3..]),
+                out,
+            );
         }
     }
 }
@@ -485,9 +498,8 @@ pub const LOADER_CONF: &str = "default sysclone.conf\ntimeout 0\neditor no\n";
 
 /// The systemd-boot entry (`loader/entries/sysclone.conf`) for `title` and `cmdline`.
 pub fn loader_entry(title: &str, cmdline: &str) -> String {
-    let mut s = format!(
-        "title {title}\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n"
-    );
+    let mut s =
+        format!("title {title}\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n");
     if !cmdline.trim().is_empty() {
         s.push_str(&format!("options {}\n", cmdline.trim()));
     }
@@ -588,7 +600,8 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             .cloned()
             .context("ESP partition missing after add")?;
         ensure!(
-            part.first_lba == esp_start / SECTOR && part.last_lba == (esp_start + esp_len) / SECTOR - 1,
+            part.first_lba == esp_start / SECTOR
+                && part.last_lba == (esp_start + esp_len) / SECTOR - 1,
             "ESP placed at LBA {}..={}, expected {}..={}",
             part.first_lba,
             part.last_lba,
@@ -604,8 +617,9 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             .with_context(|| format!("writing GPT to {}", tmp.display()))?;
 
         let volume_id = volume_id_from_guid(&part.part_guid);
-        let written = write_fat_partition(&mut file, esp_start, esp_len, &files, "SYSCLONE", volume_id)
-            .with_context(|| format!("writing ESP of {}", tmp.display()))?;
+        let written =
+            write_fat_partition(&mut file, esp_start, esp_len, &files, "SYSCLONE", volume_id)
+                .with_context(|| format!("writing ESP of {}", tmp.display()))?;
         file.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
         Ok(UsbImageReport {
@@ -655,9 +669,18 @@ mod tests {
             .unwrap_or(false)
             || Path::new("/usr/sbin").join(name).is_file()
             || Path::new("/sbin").join(name).is_file();
-        assert!(found, "{name} is required for this test: apt-get install {pkg}");
+        assert!(
+            found,
+            "{name} is required for this test: apt-get install {pkg}"
+        );
         let mut c = Command::new(name);
-        c.env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()));
+        c.env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/sbin",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
         c.env("MTOOLS_SKIP_CHECK", "1");
         c
     }
@@ -692,14 +715,24 @@ mod tests {
             cmdline: "console=ttyS0 sysclone.job=/sysclone/job.toml".into(),
             title: "sysclone rescue".into(),
             extra_esp_files: vec![
-                ("sysclone/job.toml".into(), b"[job]\nmode = \"clone\"\n".to_vec()),
+                (
+                    "sysclone/job.toml".into(),
+                    b"[job]\nmode = \"clone\"\n".to_vec(),
+                ),
                 ("/a/b/c/deep.txt".into(), b"deep".to_vec()),
             ],
             esp_size: None,
         };
         let img = dir.path().join("usb.img");
         let report = build_usb_image(&spec, &img).unwrap();
-        Built { dir, img, kernel, initrd, loader, report }
+        Built {
+            dir,
+            img,
+            kernel,
+            initrd,
+            loader,
+            report,
+        }
     }
 
     #[test]
@@ -737,18 +770,32 @@ mod tests {
         // Boot sector: FAT32 serial and label.
         let bs = &raw[MIB as usize..MIB as usize + 512];
         assert_eq!(&bs[0x52..0x5A], b"FAT32   ");
-        assert_eq!(u32::from_le_bytes(bs[0x43..0x47].try_into().unwrap()), r.volume_id);
+        assert_eq!(
+            u32::from_le_bytes(bs[0x43..0x47].try_into().unwrap()),
+            r.volume_id
+        );
         assert_eq!(&bs[0x47..0x52], b"SYSCLONE   ");
 
         // sgdisk -v
-        let o = tool("sgdisk", "gdisk").arg("-v").arg(&b.img).output().unwrap();
+        let o = tool("sgdisk", "gdisk")
+            .arg("-v")
+            .arg(&b.img)
+            .output()
+            .unwrap();
         let so = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success() && so.contains("No problems found"), "sgdisk -v: {so}");
+        assert!(
+            o.status.success() && so.contains("No problems found"),
+            "sgdisk -v: {so}"
+        );
 
         // fsck.fat -n on the extracted partition.
         let part = b.dir.path().join("esp.bin");
         fs::write(&part, &raw[MIB as usize..(MIB + r.esp_len) as usize]).unwrap();
-        let o = tool("fsck.fat", "dosfstools").args(["-n", "-v"]).arg(&part).output().unwrap();
+        let o = tool("fsck.fat", "dosfstools")
+            .args(["-n", "-v"])
+            .arg(&part)
+            .output()
+            .unwrap();
         eprintln!("{}", String::from_utf8_lossy(&o.stdout));
         assert!(
             o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("Expected"),
@@ -759,20 +806,42 @@ mod tests {
 
         // mtools read-back.
         let at = format!("{}@@1M", b.img.display());
-        let o = tool("mdir", "mtools").args(["-i", &at, "-/", "::/"]).output().unwrap();
+        let o = tool("mdir", "mtools")
+            .args(["-i", &at, "-/", "::/"])
+            .output()
+            .unwrap();
         let listing = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        for name in ["BOOTX64.EFI", "vmlinuz", "initramfs.img", "loader.conf", "sysclone.conf", "job.toml", "deep.txt"] {
-            assert!(listing.contains(name), "{name} missing from mdir:\n{listing}");
+        for name in [
+            "BOOTX64.EFI",
+            "vmlinuz",
+            "initramfs.img",
+            "loader.conf",
+            "sysclone.conf",
+            "job.toml",
+            "deep.txt",
+        ] {
+            assert!(
+                listing.contains(name),
+                "{name} missing from mdir:\n{listing}"
+            );
         }
         for (path, want) in [
             ("::/EFI/sysclone/vmlinuz", &b.kernel),
             ("::/EFI/sysclone/initramfs.img", &b.initrd),
             ("::/EFI/BOOT/BOOTX64.EFI", &b.loader),
         ] {
-            let o = tool("mcopy", "mtools").args(["-n", "-i", &at, path, "-"]).output().unwrap();
+            let o = tool("mcopy", "mtools")
+                .args(["-n", "-i", &at, path, "-"])
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            assert!(o.stdout == *want, "{path} differs ({} vs {} bytes)", o.stdout.len(), want.len());
+            assert!(
+                o.stdout == *want,
+                "{path} differs ({} vs {} bytes)",
+                o.stdout.len(),
+                want.len()
+            );
         }
         let o = tool("mtype", "mtools")
             .args(["-i", &at, "::/loader/entries/sysclone.conf"])
@@ -782,7 +851,10 @@ mod tests {
             String::from_utf8_lossy(&o.stdout),
             "title sysclone rescue\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\noptions console=ttyS0 sysclone.job=/sysclone/job.toml\n"
         );
-        let o = tool("mtype", "mtools").args(["-i", &at, "::/loader/loader.conf"]).output().unwrap();
+        let o = tool("mtype", "mtools")
+            .args(["-i", &at, "::/loader/loader.conf"])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), LOADER_CONF);
     }
 
@@ -792,7 +864,13 @@ mod tests {
         let r = &b.report;
         let all = read_esp_files(&b.img, r.esp_start_byte, r.esp_len).unwrap();
         let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
-        for p in ["EFI", "EFI/BOOT", "EFI/BOOT/BOOTX64.EFI", "loader/entries/sysclone.conf", "a/b/c/deep.txt"] {
+        for p in [
+            "EFI",
+            "EFI/BOOT",
+            "EFI/BOOT/BOOTX64.EFI",
+            "loader/entries/sysclone.conf",
+            "a/b/c/deep.txt",
+        ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
         let efi = find_files(&b.img, r.esp_start_byte, r.esp_len, "EFI/**/*.efi").unwrap();
@@ -800,10 +878,14 @@ mod tests {
         assert_eq!(efi[0].path, "EFI/BOOT/BOOTX64.EFI");
         assert_eq!(efi[0].size, b.loader.len() as u64);
         assert!(!efi[0].is_dir);
-        let data = read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "efi/boot/bootx64.efi").unwrap();
+        let data =
+            read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "efi/boot/bootx64.efi").unwrap();
         assert_eq!(data, b.loader);
         // Reading did not modify the image (opened read-only anyway).
-        let e = format!("{:#}", read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "nope.txt").unwrap_err());
+        let e = format!(
+            "{:#}",
+            read_esp_file(&b.img, r.esp_start_byte, r.esp_len, "nope.txt").unwrap_err()
+        );
         assert!(e.contains("nope.txt"), "{e}");
         // Not a FAT filesystem at that offset.
         assert!(read_esp_files(&b.img, 0, r.esp_len).is_err());
@@ -821,27 +903,63 @@ mod tests {
         let w = write_fat_partition(&mut dev, MIB, len, &files, "ESP", 0xDEADBEEF).unwrap();
         assert_eq!(w[1], ("EFI/debian/shimx64.efi".to_string(), 100_000));
         // Rewrite a file with shorter contents: must be truncated.
-        add_files_to_fat(&mut dev, MIB, len, &[EspFile::bytes("efi/debian/SHIMX64.EFI", b"short".to_vec())]).unwrap();
-        assert_eq!(read_fat_file(&mut dev, MIB, len, "EFI/debian/shimx64.efi").unwrap(), b"short");
+        add_files_to_fat(
+            &mut dev,
+            MIB,
+            len,
+            &[EspFile::bytes("efi/debian/SHIMX64.EFI", b"short".to_vec())],
+        )
+        .unwrap();
+        assert_eq!(
+            read_fat_file(&mut dev, MIB, len, "EFI/debian/shimx64.efi").unwrap(),
+            b"short"
+        );
         let l = list_fat_files(&mut dev, MIB, len).unwrap();
-        let efis: Vec<_> = l.iter().filter(|e| !e.is_dir && esp_path_matches("EFI/**/*.EFI", &e.path)).map(|e| e.path.clone()).collect();
-        assert_eq!(efis, vec!["EFI/debian/grubx64.efi", "EFI/debian/shimx64.efi"]);
+        let efis: Vec<_> = l
+            .iter()
+            .filter(|e| !e.is_dir && esp_path_matches("EFI/**/*.EFI", &e.path))
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(
+            efis,
+            vec!["EFI/debian/grubx64.efi", "EFI/debian/shimx64.efi"]
+        );
         assert!(l.iter().any(|e| e.path == "x.efi"));
         // Bytes outside the partition untouched.
         let v = dev.into_inner();
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("p.bin");
         fs::write(&part, &v[MIB as usize..(MIB + len) as usize]).unwrap();
-        let o = tool("fsck.fat", "dosfstools").args(["-n", "-v"]).arg(&part).output().unwrap();
+        let o = tool("fsck.fat", "dosfstools")
+            .args(["-n", "-v"])
+            .arg(&part)
+            .output()
+            .unwrap();
         let so = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success() && !so.contains("Expected") && !so.contains("Start"), "fsck.fat: {so}");
+        assert!(
+            o.status.success() && !so.contains("Expected") && !so.contains("Start"),
+            "fsck.fat: {so}"
+        );
         assert!(v[..MIB as usize].iter().all(|&b| b == 0));
         assert!(v[(MIB + len) as usize..].iter().all(|&b| b == 0));
-        assert_eq!(u32::from_le_bytes(v[MIB as usize + 0x43..MIB as usize + 0x47].try_into().unwrap()), 0xDEADBEEF);
+        assert_eq!(
+            u32::from_le_bytes(
+                v[MIB as usize + 0x43..MIB as usize + 0x47]
+                    .try_into()
+                    .unwrap()
+            ),
+            0xDEADBEEF
+        );
         // Duplicates (case-insensitive) and bad paths are refused.
         let mut dev = Cursor::new(vec![0u8; len as usize]);
         format_fat32(&mut dev, 0, len, "X", 1).unwrap();
-        assert!(add_files_to_fat(&mut dev, 0, len, &[EspFile::bytes("a", vec![]), EspFile::bytes("A", vec![])]).is_err());
+        assert!(add_files_to_fat(
+            &mut dev,
+            0,
+            len,
+            &[EspFile::bytes("a", vec![]), EspFile::bytes("A", vec![])]
+        )
+        .is_err());
         assert!(add_files_to_fat(&mut dev, 0, len, &[EspFile::bytes("../a", vec![])]).is_err());
         // Too small for FAT32.
         let mut small = Cursor::new(vec![0u8; 8 * MIB as usize]);
@@ -863,8 +981,14 @@ mod tests {
         assert!(!esp_path_matches("EFI/**/*.efi", "loader/x.efi"));
         assert!(!esp_path_matches("EFI/**/*.efi", "EFI/BOOT/grub.cfg"));
         let g = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
-        assert_eq!(volume_id_from_guid(&g), 0x01020304 ^ 0x05060708 ^ 0x090a0b0c ^ 0x0d0e0f10);
-        assert_eq!(loader_entry("t", ""), "title t\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n");
+        assert_eq!(
+            volume_id_from_guid(&g),
+            0x01020304 ^ 0x05060708 ^ 0x090a0b0c ^ 0x0d0e0f10
+        );
+        assert_eq!(
+            loader_entry("t", ""),
+            "title t\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\n"
+        );
     }
 
     #[test]
@@ -897,7 +1021,11 @@ mod tests {
         spec.esp_size = Some(20 * MIB); // big enough for the files, too small for FAT32
         assert!(build_usb_image(&spec, &out).is_err());
         assert!(!out.exists());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp files left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp files left behind"
+        );
         spec.esp_size = Some(100 * MIB - 5);
         let r = build_usb_image(&spec, &out).unwrap();
         assert_eq!(r.esp_len, 100 * MIB);
@@ -909,9 +1037,17 @@ mod tests {
     fn real_kernel_usb_image() {
         let kt = crate::testkernel::kernel_tree();
         let kernel = kt.root.join(format!("boot/vmlinuz-{}", kt.kver));
-        assert!(kernel.is_file(), "{} missing: run scripts/fetch-kernel", kernel.display());
+        assert!(
+            kernel.is_file(),
+            "{} missing: run scripts/fetch-kernel",
+            kernel.display()
+        );
         let loader = PathBuf::from("/usr/lib/systemd/boot/efi/systemd-bootx64.efi");
-        assert!(loader.is_file(), "{} missing: apt-get install systemd-boot-efi", loader.display());
+        assert!(
+            loader.is_file(),
+            "{} missing: apt-get install systemd-boot-efi",
+            loader.display()
+        );
         let d = tempfile::tempdir().unwrap();
         let initrd = d.path().join("initrd");
         fs::write(&initrd, pseudo_random(20 << 20, 9)).unwrap();
@@ -927,10 +1063,20 @@ mod tests {
         let img = d.path().join("usb.img");
         let r = build_usb_image(&spec, &img).unwrap();
         eprintln!("image {} bytes, ESP {} bytes", r.image_size, r.esp_len);
-        let o = tool("sgdisk", "gdisk").arg("-v").arg(&img).output().unwrap();
+        let o = tool("sgdisk", "gdisk")
+            .arg("-v")
+            .arg(&img)
+            .output()
+            .unwrap();
         assert!(String::from_utf8_lossy(&o.stdout).contains("No problems found"));
-        assert_eq!(read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/sysclone/vmlinuz").unwrap(), fs::read(&kernel).unwrap());
-        assert_eq!(read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/BOOT/BOOTX64.EFI").unwrap(), fs::read(&loader).unwrap());
+        assert_eq!(
+            read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/sysclone/vmlinuz").unwrap(),
+            fs::read(&kernel).unwrap()
+        );
+        assert_eq!(
+            read_esp_file(&img, r.esp_start_byte, r.esp_len, "EFI/BOOT/BOOTX64.EFI").unwrap(),
+            fs::read(&loader).unwrap()
+        );
         let o = tool("file", "file").arg(&img).output().unwrap();
         eprintln!("{}", String::from_utf8_lossy(&o.stdout));
     }
