@@ -232,4 +232,29 @@ mod tests {
         let e = check_target(&tgt, &by_name).unwrap_err().to_string();
         assert!(e.contains("refusing to write vda") && e.contains("boot medium"), "{e}");
     }
+
+    /// The holders rule on a fake sysfs tree (this host's kernel has no device mapper).
+    #[test]
+    fn held_disk_is_refused_and_untouched() {
+        let t = tempfile::tempdir().unwrap();
+        let roots = Roots { sys: t.path().join("sys"), dev: t.path().join("dev"), proc: t.path().join("proc") };
+        let blk = roots.sys.join("block/sdq");
+        std::fs::create_dir_all(blk.join("holders/dm-3")).unwrap();
+        std::fs::create_dir_all(blk.join("queue")).unwrap();
+        std::fs::create_dir_all(&roots.dev).unwrap();
+        std::fs::create_dir_all(roots.proc.join("self")).unwrap();
+        std::fs::write(blk.join("size"), "4096\n").unwrap();
+        std::fs::write(blk.join("dev"), "65:0\n").unwrap();
+        std::fs::write(roots.proc.join("self/mountinfo"), "").unwrap();
+        let data = vec![0x5Au8; 4096 * 512];
+        std::fs::write(roots.dev.join("sdq"), &data).unwrap();
+        let d = crate::discover(&roots).unwrap().remove(0);
+        assert_eq!(d.roles, vec!["in-use".to_string()]);
+        let ctx = GuardContext { roots: roots.clone(), ..Default::default() };
+        let e = open_target(&d, &ctx, 1 << 20, None).unwrap_err();
+        let r = e.downcast_ref::<Refusal>().unwrap();
+        assert_eq!(r.rule, Rule::Held);
+        assert!(r.message.contains("held by dm-3"), "{r}");
+        assert_eq!(std::fs::read(roots.dev.join("sdq")).unwrap(), data);
+    }
 }
