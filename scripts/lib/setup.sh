@@ -49,6 +49,7 @@ build_all() {
     say "building the rescue image (job: $TOP/image/jobs/e2e-clone.toml)"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone.toml" --out "$OUT/rescue"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-refuse-stick.toml" --out "$OUT/rescue-refuse"
+    "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=list" --out "$OUT/rescue-list"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -134,3 +134,53 @@ fn the_rescue_stick_is_never_a_target() {
     let after = (run("sha256sum", &[src.to_str().unwrap()]), run("sha256sum", &[stick.to_str().unwrap()]));
     assert_eq!(before, after, "a refused job wrote something");
 }
+
+#[test]
+fn disks_on_every_bus_are_seen_as_they_are() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let img = |name: &str, size: &str| {
+        let p = w.join(name);
+        run("truncate", &["-s", size, p.to_str().unwrap()]);
+        p
+    };
+    let stick = w.join("stick.img");
+    fs::copy(a.join("rescue-list/sysclone-usb.img"), &stick).unwrap();
+    let mut m = Machine::new(w, "disks");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme_4k(&img("nvme4k.img", "64M"), "NV4K"));
+    m.disk(Disk::virtio_ro(&img("vro.img", "48M"), "VRO"));
+    m.disk(Disk::sata(&img("sata.img", "40M"), "SATA1", "SATAMODEL", 0));
+    m.disk(Disk::scsi(&img("scsi1.img", "56M"), "SCSI1", "TWIN", true));
+    m.disk(Disk::scsi(&img("scsi2.img", "56M"), "SCSI2", "TWIN", false));
+    let log = m.run(600);
+    let line = line_with(&log, "SYSCLONE-DISKS-JSON ");
+    let doc: serde_json::Value = serde_json::from_str(line.split_once("SYSCLONE-DISKS-JSON ").unwrap().1).unwrap();
+    assert_eq!(doc["version"], 1);
+    let disks = doc["disks"].as_array().unwrap();
+    let by_serial = |s: &str| disks.iter().find(|d| d["serial"] == s).unwrap_or_else(|| panic!("no disk with serial {s}: {doc:#}"));
+    let expect = [
+        ("NV4K", "nvme", 64u64 << 20, 4096u64, false),
+        ("VRO", "virtio", 48 << 20, 512, true),
+        ("SATA1", "sata", 40 << 20, 512, false),
+        ("SCSI1", "scsi", 56 << 20, 512, false),
+        ("SCSI2", "scsi", 56 << 20, 512, false),
+        ("STICK1", "usb", fs::metadata(&stick).unwrap().len(), 512, false),
+    ];
+    for (serial, bus, size, lbs, ro) in expect {
+        let d = by_serial(serial);
+        assert_eq!(d["bus"], bus, "{serial}: {d}");
+        assert_eq!(d["size_bytes"].as_u64().unwrap(), size, "{serial}: {d}");
+        assert_eq!(d["logical_sector"].as_u64().unwrap(), lbs, "{serial}: {d}");
+        assert_eq!(d["read_only"].as_bool().unwrap(), ro, "{serial}: {d}");
+    }
+    assert_eq!(disks.len(), 6, "{doc:#}");
+    assert_eq!(by_serial("NV4K")["physical_sector"], 4096);
+    assert_eq!(by_serial("STICK1")["roles"], serde_json::json!(["boot-medium"]));
+    assert_eq!(by_serial("STICK1")["removable"], true);
+    assert_eq!(by_serial("SATA1")["model"], "SATAMODEL");
+    // The twins: same model and size, told apart by serial only.
+    assert_eq!(by_serial("SCSI1")["model"], by_serial("SCSI2")["model"]);
+    assert!(by_serial("SCSI1")["model"].as_str().unwrap().contains("TWIN"));
+}

@@ -28,6 +28,44 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// Extra `-device` properties, e.g. `logical_block_size=4096`.
+    fn with(mut self, props: &str) -> Disk {
+        let last = self.args.last_mut().expect("a -device argument");
+        last.push(',');
+        last.push_str(props);
+        self
+    }
+    pub fn nvme_4k(file: &Path, serial: &str) -> Disk {
+        Self::nvme(file, serial).with("logical_block_size=4096,physical_block_size=4096")
+    }
+    pub fn virtio_ro(file: &Path, serial: &str) -> Disk {
+        let mut d = Self::virtio(file, serial);
+        d.args[1].push_str(",readonly=on");
+        d
+    }
+    /// A SATA disk on an AHCI controller (one controller per machine, port `port`).
+    pub fn sata(file: &Path, serial: &str, model: &str, port: u32) -> Disk {
+        let id = format!("s{serial}");
+        let mut args = Vec::new();
+        if port == 0 {
+            args.extend(["-device".to_string(), "ahci,id=ahci0".to_string()]);
+        }
+        args.extend(["-drive".into(), Self::drive(&id, file), "-device".into(), format!("ide-hd,drive={id},bus=ahci0.{port},serial={serial},model={model}")]);
+        Disk { args }
+    }
+    /// A SCSI disk on a virtio-scsi controller (`first` adds the controller).
+    pub fn scsi(file: &Path, serial: &str, product: &str, first: bool) -> Disk {
+        let id = format!("c{serial}");
+        let mut args = Vec::new();
+        if first {
+            args.extend(["-device".to_string(), "virtio-scsi-pci,id=scsi0".to_string()]);
+        }
+        args.extend(["-drive".into(), Self::drive(&id, file), "-device".into(), format!("scsi-hd,drive={id},bus=scsi0.0,serial={serial},vendor=SYSCLONE,product={product}")]);
+        Disk { args }
+    }
+}
+
 pub struct Machine {
     name: String,
     dir: PathBuf,

@@ -337,6 +337,17 @@ pub fn discover(roots: &Roots) -> Result<Vec<Disk>> {
     Ok(disks)
 }
 
+/// Tag the disk holding the partition with this PARTUUID as the `system` disk (the firmware's
+/// BootCurrent entry points at it).
+pub fn mark_system(disks: &mut [Disk], part_uuid: &str) {
+    for d in disks.iter_mut() {
+        let hit = d.partitions.iter().any(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(part_uuid)));
+        if hit && !d.roles.iter().any(|r| r == "system" || r == "boot-medium") {
+            d.roles.push("system".into());
+        }
+    }
+}
+
 /// Tag the disk holding the partition with this PARTUUID as the boot medium.
 pub fn mark_boot_medium(disks: &mut [Disk], part_uuid: &str) {
     for d in disks.iter_mut() {
@@ -365,12 +376,25 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// Version of the `sysclone disks --json` document (docs/disks-json.md).
+pub const JSON_VERSION: u32 = 1;
+
+/// The `sysclone disks --json` document.
+pub fn to_json(disks: &[Disk], pretty: bool) -> String {
+    let doc = serde_json::json!({ "version": JSON_VERSION, "disks": disks });
+    if pretty {
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    } else {
+        doc.to_string()
+    }
+}
+
 /// The table `sysclone disks` prints.
 pub fn format_table(disks: &[Disk]) -> String {
     let mut s = String::new();
     for d in disks {
         s.push_str(&format!(
-            "{:<9} {:<6} {:<24} serial={:<16} {:>10} ({} bytes) {}/{} {} {}{}{}\n",
+            "{:<9} {:<6} {:<24} serial={:<16} {:>10} ({} bytes) {}/{} {} {}{}{}{}\n",
             d.name,
             d.bus.as_str(),
             d.model.as_deref().unwrap_or("-"),
@@ -382,11 +406,16 @@ pub fn format_table(disks: &[Disk]) -> String {
             d.table,
             if d.read_only { "ro " } else { "" },
             if d.removable { "removable " } else { "" },
+            if d.rotational { "hdd " } else { "" },
             if d.roles.is_empty() { String::new() } else { format!("[{}]", d.roles.join(",")) }
         ));
+        if let Some(w) = &d.wwn {
+            s.push_str(&format!("          wwn={w}\n"));
+        }
         for p in &d.partitions {
+            let used = p.fs.as_ref().and_then(|f| f.used_bytes).map(|u| format!(" used={}", human_bytes(u))).unwrap_or_default();
             s.push_str(&format!(
-                "  {:>2} {:<12} {:<24} {:<8} {:>10} label={} partuuid={}\n",
+                "  {:>2} {:<12} {:<24} {:<8} {:>10}{used} label={} partuuid={} uuid={}\n",
                 p.number,
                 p.name.as_deref().unwrap_or("-"),
                 p.type_name,
@@ -394,6 +423,7 @@ pub fn format_table(disks: &[Disk]) -> String {
                 human_bytes(p.size_bytes),
                 p.label.as_deref().or(p.fs.as_ref().and_then(|f| f.label.as_deref())).unwrap_or("-"),
                 p.part_uuid.as_deref().unwrap_or("-"),
+                p.fs.as_ref().and_then(|f| f.uuid.as_deref()).unwrap_or("-"),
             ));
         }
     }

@@ -8,7 +8,7 @@ pub mod select;
 pub mod sys;
 pub mod table;
 
-pub use discover::{discover, human_bytes, mark_boot_medium, Bus, Disk, Partition, Roots};
+pub use discover::{discover, human_bytes, mark_boot_medium, mark_system, Bus, Disk, Partition, Roots};
 pub use guard::{check_target, open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
 pub use select::{parse_size, Selector};
 

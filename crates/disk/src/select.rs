@@ -19,6 +19,12 @@ pub enum Cond {
     MinSize(u64),
     Bus(String),
     Name(String),
+    /// Partition-table identifier: GPT disk GUID or MBR signature.
+    PtUuid(String),
+    /// A partition's unique GUID (or MBR `SIG-NN`).
+    PartUuid(String),
+    /// A filesystem UUID on any partition.
+    FsUuid(String),
     RoleSystem,
     RoleLargestOther,
 }
@@ -71,7 +77,7 @@ impl Selector {
         }
         let mut conds = Vec::new();
         for part in text.split(',') {
-            let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("bad selector term {part:?} in {text:?}: expected key=value (serial=, wwn=, by-id=, by-path=, model=, size=, min-size=, bus=, name=, role=)"))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("bad selector term {part:?} in {text:?}: expected key=value (serial=, wwn=, by-id=, by-path=, model=, size=, min-size=, bus=, name=, ptuuid=, partuuid=, uuid=, role=)"))?;
             let v = v.trim().to_string();
             conds.push(match k.trim() {
                 "serial" => Cond::Serial(v),
@@ -83,6 +89,9 @@ impl Selector {
                 "min-size" => Cond::MinSize(parse_size(&v)?),
                 "bus" => Cond::Bus(v.to_ascii_lowercase()),
                 "name" => Cond::Name(v.trim_start_matches("/dev/").to_string()),
+                "ptuuid" => Cond::PtUuid(v.to_ascii_lowercase()),
+                "partuuid" => Cond::PartUuid(v.to_ascii_lowercase()),
+                "uuid" | "fs-uuid" => Cond::FsUuid(v.to_ascii_lowercase()),
                 "role" if v == "system" => Cond::RoleSystem,
                 "role" if v == "largest-other" => Cond::RoleLargestOther,
                 "role" => bail!("unknown role {v:?} in {text:?}: use role=system or role=largest-other"),
@@ -108,6 +117,9 @@ impl Selector {
             Cond::MinSize(n) => d.size_bytes >= *n,
             Cond::Bus(b) => d.bus.as_str() == b,
             Cond::Name(n) => &d.name == n,
+            Cond::PtUuid(u) => d.disk_guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(u)),
+            Cond::PartUuid(u) => d.partitions.iter().any(|p| p.part_uuid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(u))),
+            Cond::FsUuid(u) => d.partitions.iter().any(|p| p.fs.as_ref().and_then(|f| f.uuid.as_deref()).is_some_and(|g| g.eq_ignore_ascii_case(u))),
             Cond::RoleSystem => d.roles.iter().any(|r| r == "system"),
             Cond::RoleLargestOther => true,
         })
@@ -194,6 +206,27 @@ mod tests {
         ds[3].roles.push("boot-medium".into());
         let s = Selector::parse("role=largest-other").unwrap();
         assert_eq!(s.select(&ds, &["b"], Path::new("/x")).unwrap().name, "c");
+    }
+
+    #[test]
+    fn protect_by_table_partition_and_filesystem_ids() {
+        let mut ds = vec![disk("a", "1", 10), disk("b", "2", 10)];
+        ds[1].disk_guid = Some("11111111-2222-3333-4444-555555555555".into());
+        ds[1].partitions.push(crate::discover::Partition {
+            number: 1,
+            name: None,
+            start_bytes: 0,
+            size_bytes: 1,
+            type_id: String::new(),
+            type_name: String::new(),
+            label: None,
+            part_uuid: Some("aaaaaaaa-0000-0000-0000-000000000001".into()),
+            fs: Some(crate::probe::FsInfo { kind: "ext4".into(), label: None, uuid: Some("bbbbbbbb-0000-0000-0000-000000000002".into()), used_bytes: None }),
+        });
+        let dev = Path::new("/x");
+        for sel in ["ptuuid=11111111-2222-3333-4444-555555555555", "partuuid=AAAAAAAA-0000-0000-0000-000000000001", "uuid=bbbbbbbb-0000-0000-0000-000000000002"] {
+            assert_eq!(Selector::parse(sel).unwrap().select(&ds, &[], dev).unwrap().name, "b", "{sel}");
+        }
     }
 
     #[test]

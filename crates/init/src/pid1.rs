@@ -232,6 +232,12 @@ pub fn main() -> ! {
                 crate::bootcheck::run(&mut setup.loader, Path::new(EFIVARS))?;
                 return Ok(After::Poweroff);
             }
+            if mode == "list" {
+                let disks = disks_now(setup.boot_partuuid.as_deref())?;
+                let json = sysclone_disk::discover::to_json(&disks, false);
+                say(&format!("SYSCLONE-DISKS-JSON {json}"));
+                return Ok(After::Poweroff);
+            }
             if mode == "shell" {
                 shell();
                 return Ok(After::Menu);

@@ -53,6 +53,10 @@ pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
     if let Some(u) = boot_partuuid {
         mark_boot_medium(&mut disks, u);
     }
+    // The disk the firmware's BootCurrent entry points at is the running system's.
+    if let Some(u) = boot_current_partuuid(std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR)) {
+        sysclone_disk::mark_system(&mut disks, &u);
+    }
     Ok(disks)
 }
 
@@ -113,6 +117,16 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
         }
     };
     Ok(Outcome { copy: Some(report), boot_entry, loader })
+}
+
+/// The partition GUID of the HD node of the firmware's BootCurrent entry, if any.
+pub fn boot_current_partuuid(efivars: &std::path::Path) -> Option<String> {
+    let vars = sysclone_efi::EfiVars::new(efivars);
+    let opt = vars.read_boot(vars.boot_current().ok()??).ok()??;
+    opt.path.iter().find_map(|n| match n {
+        sysclone_efi::DevicePathNode::HardDrive { signature: sysclone_efi::HdSignature::Gpt(g), .. } => Some(sysclone_efi::guid::guid_from_disk_bytes(g)),
+        _ => None,
+    })
 }
 
 /// Read a whole file from a partition's FAT filesystem without mounting it.

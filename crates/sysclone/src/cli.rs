@@ -126,7 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
 fn disks(c: DisksConfig) -> Result<()> {
     let disks = disks_now(None)?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "version": 1, "disks": disks }))?);
+        println!("{}", sysclone_disk::discover::to_json(&disks, true));
     } else {
         print!("{}", sysclone_disk::discover::format_table(&disks));
     }
