@@ -63,7 +63,12 @@ pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
 fn ask_serial(target: &Disk) -> Result<()> {
     let serial = target.serial.clone().unwrap_or_else(|| target.name.clone());
     let want: String = serial.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    eprint!("Everything on {} will be overwritten.\nType the last {} characters of its serial ({}) to go on: ", target.describe(), want.len(), "*".repeat(serial.len().saturating_sub(want.len())) + &want);
+    eprint!(
+        "Everything on this disk will be overwritten:\n{}Type the last {} characters of its serial ({}) to go on: ",
+        sysclone_disk::discover::format_table(std::slice::from_ref(target)),
+        want.len(),
+        "*".repeat(serial.len().saturating_sub(want.len())) + &want
+    );
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
