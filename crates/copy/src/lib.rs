@@ -1,6 +1,13 @@
-//! The clone engine: plans and the bounded copy pipeline that carries them out.
+//! The clone engine: plans (exact, smart), the bounded copy pipeline with bad-sector
+//! handling, the ddrescue-format rescue map, and read-back verification.
 
-pub mod exact;
+pub mod aligned;
+pub mod exec;
+pub mod map;
 pub mod pipeline;
+pub mod plan;
 
-pub use exact::{execute_exact, plan_exact, CloneReport, ExactPlan};
+pub use exec::{execute, peak_rss, CloneReport, ExecOptions};
+pub use map::{RescueMap, Status};
+pub use pipeline::{CopyOptions, CopyStats};
+pub use plan::{plan_exact, plan_smart, ClonePlan, Mode, PartitionUse, Region};

@@ -1,99 +1,218 @@
-//! A bounded reader → writer pipeline over large buffers.
+//! The copy pipeline: one reader thread and the writing caller, a bounded queue of large
+//! aligned buffers between them, so memory stays at `depth × chunk` whatever the disk size.
 //!
-//! One thread reads and hashes, the calling thread writes; at most `depth` buffers exist at
-//! once, so memory stays at `depth × chunk` whatever the disk size.
+//! Read errors do not stop a copy (GNU ddrescue's approach): a failed large read is skipped
+//! and marked non-trimmed; afterwards those areas are read again sector by sector with
+//! retries, and sectors that stay unreadable are written as zeros and marked bad.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::mpsc::sync_channel;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_128;
 
-/// Size of one copy buffer.
-pub const CHUNK: usize = 4 << 20;
-/// Buffers in flight.
-pub const DEPTH: usize = 4;
+use crate::aligned::AlignedBuf;
+use crate::map::{RescueMap, Status};
+
+/// Tuning and behaviour of one copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Bytes per read (a multiple of 4096).
+    pub chunk: usize,
+    /// Buffers in flight.
+    pub depth: usize,
+    /// Logical sector size: the unit of retries and of bad ranges.
+    pub sector: u32,
+    /// Extra attempts per sector before it is declared bad.
+    pub retries: u32,
+    /// Use O_DIRECT (bypass the page cache) when both sides allow it.
+    pub direct: bool,
+    /// Record a hash of every written piece, for verification.
+    pub hash: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false }
+    }
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default)]
+pub struct CopyStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Sector ranges that could not be read (written as zeros).
+    pub bad: Vec<(u64, u64)>,
+    /// (offset, length, xxh3-128) of every piece written, when hashing.
+    pub hashes: Vec<(u64, u64, u128)>,
+    /// Whether O_DIRECT was used.
+    pub direct: bool,
+}
 
 /// Progress callback: (bytes done, bytes total).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+/// Called now and then with the map, after the target was flushed: persist it.
+pub type Checkpoint<'a> = &'a mut dyn FnMut(&RescueMap) -> Result<()>;
 
-/// Copy `len` bytes at offset `start` of `src` to the same offset of `dst`.
-/// Returns the SHA-256 of the bytes read.
-pub fn copy_range(src: &File, dst: &File, start: u64, len: u64, progress: Progress<'_>) -> Result<[u8; 32]> {
-    let (full_tx, full_rx): (SyncSender<Result<(u64, Vec<u8>)>>, Receiver<_>) = sync_channel(DEPTH);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH);
-    for _ in 0..DEPTH {
-        empty_tx.send(vec![0u8; CHUNK]).expect("fresh channel");
+/// Reopen `f` (via /proc/self/fd) with O_DIRECT; `None` where that is refused.
+fn reopen_direct(f: &File, write: bool) -> Option<File> {
+    let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+    OpenOptions::new().read(true).write(write).custom_flags(nix::libc::O_DIRECT | nix::libc::O_CLOEXEC).open(path).ok()
+}
+
+enum Piece {
+    Data(u64, AlignedBuf),
+    /// A read failed; the buffer comes back for reuse.
+    Failed(u64, u64, AlignedBuf),
+}
+
+/// Copy the parts of `ranges` (absolute byte ranges, same offsets on both sides) that `map`
+/// does not show finished. `map` is updated as pieces land.
+pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, progress: Progress<'_>, checkpoint: Checkpoint<'_>) -> Result<CopyStats> {
+    let todo: Vec<(u64, u64)> = ranges.iter().flat_map(|&(s, l)| map.unfinished_within(s, l)).collect();
+    let total: u64 = todo.iter().map(|r| r.1).sum();
+    let sector = opts.sector.max(512) as u64;
+    let aligned = todo.iter().all(|&(s, l)| s % sector == 0 && l % sector == 0);
+    let (rsrc, rdst) = match (opts.direct && aligned, reopen_direct(src, false), reopen_direct(dst, true)) {
+        (true, Some(a), Some(b)) => (a, b),
+        _ => (src.try_clone()?, dst.try_clone()?),
+    };
+    let mut stats = CopyStats { direct: opts.direct && aligned && rsrc.as_raw_fd() != src.as_raw_fd(), ..Default::default() };
+    let chunk = opts.chunk.max(4096) / 4096 * 4096;
+    let (full_tx, full_rx) = sync_channel::<Piece>(opts.depth);
+    let (empty_tx, empty_rx) = sync_channel::<AlignedBuf>(opts.depth);
+    for _ in 0..opts.depth {
+        empty_tx.send(AlignedBuf::new(chunk)).expect("fresh channel");
     }
-    let src = src.try_clone().context("duplicating the source handle")?;
-    let reader = thread::spawn(move || -> [u8; 32] {
-        let mut hash = Sha256::new();
-        let mut off = start;
-        let end = start + len;
-        while off < end {
-            let Ok(mut buf) = empty_rx.recv() else { break };
-            let n = ((end - off) as usize).min(CHUNK);
-            buf.resize(n, 0);
-            match src.read_exact_at(&mut buf, off).with_context(|| format!("reading the source at byte {off} ({n} bytes)")) {
-                Ok(()) => {
-                    hash.update(&buf);
-                    if full_tx.send(Ok((off, buf))).is_err() {
-                        break;
-                    }
+    let reader_src = rsrc.try_clone()?;
+    let reader_todo = todo.clone();
+    let reader = thread::spawn(move || {
+        for (start, len) in reader_todo {
+            let mut off = start;
+            while off < start + len {
+                let Ok(mut buf) = empty_rx.recv() else { return };
+                let n = ((start + len - off) as usize).min(chunk);
+                buf.set_len(n);
+                let piece = match reader_src.read_exact_at(&mut buf, off) {
+                    Ok(()) => Piece::Data(off, buf),
+                    Err(_) => Piece::Failed(off, n as u64, buf),
+                };
+                if full_tx.send(piece).is_err() {
+                    return;
                 }
-                Err(e) => {
-                    let _ = full_tx.send(Err(e));
-                    break;
-                }
+                off += n as u64;
             }
-            off += n as u64;
         }
-        hash.finalize().into()
     });
     let mut done = 0u64;
+    let mut last_save = Instant::now();
     let mut result = Ok(());
-    for item in full_rx.iter() {
-        match item {
-            Ok((off, buf)) => {
-                if let Err(e) = dst.write_all_at(&buf, off) {
+    for piece in full_rx.iter() {
+        match piece {
+            Piece::Data(off, buf) => {
+                if let Err(e) = rdst.write_all_at(&buf, off) {
                     result = Err(anyhow!(e).context(format!("writing the target at byte {off} ({} bytes)", buf.len())));
                     break;
                 }
-                done += buf.len() as u64;
-                progress(done, len);
-                if empty_tx.send(buf).is_err() {
-                    break;
+                if opts.hash {
+                    stats.hashes.push((off, buf.len() as u64, xxh3_128(&buf)));
                 }
+                stats.bytes_read += buf.len() as u64;
+                stats.bytes_written += buf.len() as u64;
+                done += buf.len() as u64;
+                map.mark(off, buf.len() as u64, Status::Finished);
+                let _ = empty_tx.send(buf);
             }
-            Err(e) => {
+            Piece::Failed(off, len, buf) => {
+                map.mark(off, len, Status::NonTrimmed);
+                done += len;
+                let _ = empty_tx.send(buf);
+            }
+        }
+        progress(done, total);
+        if last_save.elapsed() > Duration::from_secs(2) {
+            if let Err(e) = rdst.sync_data().context("flushing the target").and_then(|_| checkpoint(map)) {
                 result = Err(e);
                 break;
             }
+            last_save = Instant::now();
         }
     }
     drop(empty_tx);
     drop(full_rx);
-    let digest = reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+    reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
     result?;
-    if done != len {
-        return Err(anyhow!("copied {done} of {len} bytes"));
-    }
-    Ok(digest)
+    scrape(&rsrc, &rdst, &todo, map, opts, &mut stats)?;
+    rdst.sync_data().context("flushing the target")?;
+    checkpoint(map)?;
+    Ok(stats)
 }
 
-/// SHA-256 of `len` bytes at `start` of `f`, read in large chunks.
-pub fn hash_range(f: &File, start: u64, len: u64, progress: Progress<'_>) -> Result<[u8; 32]> {
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut off = start;
-    while off < start + len {
-        let n = ((start + len - off) as usize).min(CHUNK);
-        f.read_exact_at(&mut buf[..n], off).with_context(|| format!("reading back at byte {off}"))?;
-        hash.update(&buf[..n]);
-        off += n as u64;
-        progress(off - start, len);
+/// Read the non-trimmed parts of `todo` sector by sector; write what reads, zero the rest.
+fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, stats: &mut CopyStats) -> Result<()> {
+    let sector = opts.sector.max(512) as u64;
+    let failed: Vec<(u64, u64)> = map
+        .ranges_with(Status::NonTrimmed)
+        .into_iter()
+        .chain(map.ranges_with(Status::Bad))
+        .filter(|&(s, l)| todo.iter().any(|&(ts, tl)| s < ts + tl && ts < s + l))
+        .collect();
+    let mut buf = AlignedBuf::new(sector as usize);
+    buf.set_len(sector as usize);
+    let zero = AlignedBuf::new(sector as usize);
+    for (start, len) in failed {
+        let mut off = start;
+        while off < start + len {
+            let mut ok = false;
+            for _ in 0..=opts.retries {
+                if src.read_exact_at(&mut buf, off).is_ok() {
+                    ok = true;
+                    break;
+                }
+            }
+            if ok {
+                dst.write_all_at(&buf, off).with_context(|| format!("writing the target at byte {off}"))?;
+                if opts.hash {
+                    stats.hashes.push((off, sector, xxh3_128(&buf)));
+                }
+                stats.bytes_read += sector;
+                stats.bytes_written += sector;
+                map.mark(off, sector, Status::Finished);
+            } else {
+                dst.write_all_at(&zero[..sector as usize], off).with_context(|| format!("zeroing unreadable sector at byte {off} on the target"))?;
+                map.mark(off, sector, Status::Bad);
+                match stats.bad.last_mut() {
+                    Some((s, l)) if *s + *l == off => *l += sector,
+                    _ => stats.bad.push((off, sector)),
+                }
+            }
+            off += sector;
+        }
     }
-    Ok(hash.finalize().into())
+    Ok(())
+}
+
+/// Compare what `f` holds with recorded hashes. Returns the offsets of pieces that differ.
+pub fn verify_hashes(f: &File, hashes: &[(u64, u64, u128)], progress: Progress<'_>) -> Result<Vec<u64>> {
+    let total: u64 = hashes.iter().map(|h| h.1).sum();
+    let f = reopen_direct(f, false).unwrap_or(f.try_clone()?);
+    let max = hashes.iter().map(|h| h.1).max().unwrap_or(0) as usize;
+    let mut buf = AlignedBuf::new(max.max(4096));
+    let mut bad = Vec::new();
+    let mut done = 0;
+    for &(off, len, h) in hashes {
+        buf.set_len(len as usize);
+        f.read_exact_at(&mut buf, off).with_context(|| format!("reading back the target at byte {off}"))?;
+        if xxh3_128(&buf) != h {
+            bad.push(off);
+        }
+        done += len;
+        progress(done, total);
+    }
+    Ok(bad)
 }

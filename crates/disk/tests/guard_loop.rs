@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use sysclone_disk::{discover, open_target, Disk, GuardContext, Roots, Rule, Selector};
 use sysclone_testutil::{make_gpt_disk, require_root, run, sha256, Loop};
 
+/// Loop device numbers are reused at once; tests that detach one run alone.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn select(dev: &str) -> Disk {
     let disks = discover(&Roots::default()).unwrap();
     Selector::parse(dev).unwrap().select(&disks, &[], Path::new("/dev")).unwrap().clone()
@@ -31,6 +34,7 @@ fn image(dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn mounted_disk_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = make_gpt_disk(t.path(), "m.img", "96M", 512);
     let l = Loop::new(&img, 512);
@@ -46,6 +50,7 @@ fn mounted_disk_is_refused() {
 #[test]
 fn swap_disk_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path(), "s.img");
     let l = Loop::new(&img, 512);
@@ -60,6 +65,7 @@ fn swap_disk_is_refused() {
 #[test]
 fn disk_opened_exclusively_elsewhere_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path(), "x.img");
     let before = sha256(&img);
@@ -77,6 +83,7 @@ fn nix_o_excl() -> i32 {
 #[test]
 fn read_only_disk_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path(), "r.img");
     let before = sha256(&img);
@@ -89,6 +96,7 @@ fn read_only_disk_is_refused() {
 #[test]
 fn disk_that_changed_since_selection_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path(), "c.img");
     let l = Loop::new(&img, 512);
@@ -104,6 +112,7 @@ fn disk_that_changed_since_selection_is_refused() {
 #[test]
 fn disk_gone_since_selection_is_refused() {
     require_root();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path(), "g.img");
     let before = sha256(&img);

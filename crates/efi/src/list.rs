@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::devpath::path_to_string;
+use crate::loadopt::{optional_data_text, LOAD_OPTION_ACTIVE};
 use crate::vars::{boot_var_name, EfiVars};
 
 /// One `Boot####` entry in a [`BootListing`].
@@ -23,8 +24,16 @@ pub struct BootEntryInfo {
     pub description: Option<String>,
     /// Device path in efibootmgr notation; `None` for malformed entries.
     pub path: Option<String>,
+    /// Attribute names (`active`, `hidden`, `force-reconnect`, category `boot`/`app`);
+    /// empty for malformed entries.
+    pub flags: Vec<String>,
+    /// The loader (first File Path node), if any.
+    pub loader: Option<String>,
     /// Optional data as lowercase hex; `None` for malformed entries.
     pub optional_data: Option<String>,
+    /// Optional data in readable form (text, `{guid}` or hex, see
+    /// [`crate::loadopt::optional_data_text`]); `None` if empty or malformed.
+    pub optional_data_text: Option<String>,
     /// Why the entry could not be read or decoded.
     pub error: Option<String>,
 }
@@ -61,9 +70,11 @@ impl BootListing {
                         attributes: Some(o.attributes),
                         description: Some(o.description.clone()),
                         path: Some(path_to_string(&o.path)),
-                        optional_data: Some(
-                            o.optional_data.iter().map(|b| format!("{b:02x}")).collect(),
-                        ),
+                        flags: o.flag_names(),
+                        loader: o.file_path(),
+                        optional_data: Some(crate::hex::encode(&o.optional_data)),
+                        optional_data_text: Some(optional_data_text(&o.optional_data))
+                            .filter(|t| !t.is_empty()),
                         error: None,
                     },
                     Err(e) => BootEntryInfo {
@@ -73,7 +84,10 @@ impl BootListing {
                         attributes: None,
                         description: None,
                         path: None,
+                        flags: Vec::new(),
+                        loader: None,
                         optional_data: None,
+                        optional_data_text: None,
                         error: Some(format!("{e:#}")),
                     },
                 }
@@ -88,7 +102,8 @@ impl BootListing {
         })
     }
 
-    /// efibootmgr-style text; `verbose` appends each entry's device path after a tab.
+    /// efibootmgr-style text; `verbose` appends each entry's device path after a tab, its
+    /// optional data right after the path (as efibootmgr does), and unusual attributes.
     pub fn to_text(&self, verbose: bool) -> String {
         let mut s = String::new();
         // Writing to a String cannot fail.
@@ -110,6 +125,16 @@ impl BootListing {
                     let _ = write!(s, "{}{mark} {desc}", e.name);
                     if let (true, Some(path)) = (verbose, &e.path) {
                         let _ = write!(s, "\t{path}");
+                        if let Some(data) = &e.optional_data_text {
+                            let _ = write!(s, "{data}");
+                        }
+                        match e.attributes {
+                            Some(0 | LOAD_OPTION_ACTIVE) | None => {}
+                            Some(a) => {
+                                let _ =
+                                    write!(s, "\t[attributes {a:#010x}: {}]", e.flags.join(", "));
+                            }
+                        }
                     }
                 }
                 (_, err) => {
@@ -157,7 +182,7 @@ mod tests {
         vars.write_boot(1, &opt).unwrap();
         vars.write("Boot0002", EFI_GLOBAL_GUID, 7, b"xx").unwrap();
         vars.set_boot_order(&[3, 1]).unwrap();
-        vars.set_timeout(0).unwrap();
+        vars.set_timeout(Some(0)).unwrap();
         vars.write("BootCurrent", EFI_GLOBAL_GUID, 6, &[1, 0])
             .unwrap();
         (dir, vars)
@@ -191,6 +216,30 @@ mod tests {
     }
 
     #[test]
+    fn verbose_shows_data_and_attributes() {
+        let (_dir, vars) = setup();
+        let opt = LoadOption {
+            attributes: 0x109,
+            description: "Shell".into(),
+            path: sample_path(),
+            optional_data: crate::loadopt::ucs2_args("quiet"),
+        };
+        vars.write_boot(4, &opt).unwrap();
+        vars.set_boot_next(Some(4)).unwrap();
+        let text = format_list(&vars, true).unwrap();
+        assert!(text.starts_with("BootNext: 0004\n"), "{text}");
+        assert!(
+            text.contains("/File(\\EFI\\BOOT\\BOOTX64.EFI)quiet\t[attributes 0x00000109: active, hidden, app]\n"),
+            "{text}"
+        );
+        assert!(text.contains("Boot0001  Off\tHD("), "{text}");
+        assert!(
+            text.contains(")ab\n"),
+            "optional data of Boot0001 as hex: {text}"
+        );
+    }
+
+    #[test]
     fn json() {
         let (_dir, vars) = setup();
         let v: serde_json::Value = serde_json::from_str(&format_json(&vars).unwrap()).unwrap();
@@ -199,6 +248,9 @@ mod tests {
         assert_eq!(v["boot_order"], serde_json::json!([3, 1]));
         assert_eq!(v["entries"][0]["name"], "Boot0001");
         assert_eq!(v["entries"][0]["optional_data"], "ab");
+        assert_eq!(v["entries"][0]["optional_data_text"], "ab");
+        assert_eq!(v["entries"][0]["flags"], serde_json::json!(["boot"]));
+        assert_eq!(v["entries"][2]["loader"], "\\EFI\\BOOT\\BOOTX64.EFI");
         assert_eq!(v["entries"][0]["active"], false);
         assert!(v["entries"][1]["error"].is_string());
         assert_eq!(v["entries"][2]["description"], "Rescue");

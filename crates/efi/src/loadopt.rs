@@ -69,6 +69,43 @@ impl LoadOption {
         self.attributes & LOAD_OPTION_ACTIVE != 0
     }
 
+    /// The first Hard Drive node of the device path, if any.
+    pub fn hard_drive(&self) -> Option<HardDrive> {
+        self.path.iter().find_map(|n| match *n {
+            DevicePathNode::HardDrive {
+                partition_number,
+                start_lba,
+                size_lba,
+                signature,
+                format,
+            } => Some(HardDrive {
+                partition_number,
+                start_lba,
+                size_lba,
+                signature,
+                format,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Whether `other` is the same entry apart from its attributes: same description,
+    /// byte-identical device path (an omitted End node does not count) and optional data.
+    pub fn same_entry(&self, other: &LoadOption) -> bool {
+        self.description == other.description
+            && self.optional_data == other.optional_data
+            && matches!(
+                (encode_path(&self.path), encode_path(&other.path)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    }
+
+    /// Names of the attribute bits: `active`, `force-reconnect`, `hidden`, and the category
+    /// (`boot`, `app`, or `category 0x…`); unknown bits as `0x…`.
+    pub fn flag_names(&self) -> Vec<String> {
+        attribute_names(self.attributes)
+    }
+
     /// Encodes to `EFI_LOAD_OPTION` bytes. Fails if the description or a file path contains
     /// NUL, or the path list exceeds 65535 bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
@@ -117,6 +154,85 @@ impl LoadOption {
             optional_data: data.get(path_end..).unwrap_or_default().to_vec(),
         })
     }
+}
+
+/// Names of load option attribute bits (see [`LoadOption::flag_names`]).
+pub fn attribute_names(attributes: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for (bit, name) in [
+        (LOAD_OPTION_ACTIVE, "active"),
+        (LOAD_OPTION_FORCE_RECONNECT, "force-reconnect"),
+        (LOAD_OPTION_HIDDEN, "hidden"),
+    ] {
+        if attributes & bit != 0 {
+            out.push(name.to_string());
+        }
+    }
+    match attributes & LOAD_OPTION_CATEGORY {
+        LOAD_OPTION_CATEGORY_BOOT => out.push("boot".into()),
+        LOAD_OPTION_CATEGORY_APP => out.push("app".into()),
+        c => out.push(format!("category {c:#x}")),
+    }
+    let known = LOAD_OPTION_ACTIVE
+        | LOAD_OPTION_FORCE_RECONNECT
+        | LOAD_OPTION_HIDDEN
+        | LOAD_OPTION_CATEGORY;
+    if attributes & !known != 0 {
+        out.push(format!("{:#x}", attributes & !known));
+    }
+    out
+}
+
+/// edk2's marker in the optional data of boot options the firmware created by itself
+/// (`mBmAutoCreateBootOptionGuid`), in on-disk byte order.
+const AUTO_CREATED_GUID: [u8; 16] = [
+    0x4e, 0xac, 0x08, 0x81, 0x11, 0x9f, 0x59, 0x4d, 0x85, 0x0e, 0xe2, 0x1a, 0x52, 0x2c, 0x59, 0xb2,
+];
+
+/// Printable text of UCS-2 LE bytes (an optional trailing NUL allowed), if that is what they
+/// are.
+fn ucs2_text(data: &[u8]) -> Option<String> {
+    if data.len() < 2 || data.len() % 2 != 0 {
+        return None;
+    }
+    let mut units: Vec<u16> = data
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    if units.last() == Some(&0) {
+        units.pop();
+    }
+    let text = String::from_utf16(&units).ok()?;
+    let readable = |c: char| c.is_ascii_graphic() || c == ' ' || c.is_alphanumeric();
+    (!text.is_empty() && text.chars().all(readable)).then_some(text)
+}
+
+/// Readable form of a load option's optional data, efibootmgr-like: nothing when empty,
+/// `{auto_created_boot_option}` for edk2's marker, `{guid}` for other 16-byte data that is not
+/// text, the text itself when it is printable ASCII or UCS-2 (loader arguments), else hex.
+pub fn optional_data_text(data: &[u8]) -> String {
+    if data.is_empty() {
+        return String::new();
+    }
+    if data == AUTO_CREATED_GUID {
+        return "{auto_created_boot_option}".into();
+    }
+    if let Some(t) = ucs2_text(data) {
+        return t;
+    }
+    if data.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return String::from_utf8_lossy(data).into_owned();
+    }
+    if let Ok(g) = <[u8; 16]>::try_from(data) {
+        return format!("{{{}}}", crate::guid::guid_from_disk_bytes(&g));
+    }
+    crate::hex::encode(data)
+}
+
+/// Optional data for loader arguments the way shim's fallback and `efibootmgr -u` write
+/// them: UCS-2 LE, no terminating NUL.
+pub fn ucs2_args(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
 #[cfg(test)]
@@ -196,6 +312,139 @@ mod tests {
         assert!(desc.encode().is_err());
     }
 
+    /// A random, well-formed option built from every kind of node.
+    fn random_option(rng: &mut Rng) -> LoadOption {
+        use crate::devpath::{DevicePathNode as N, HdSignature, PartitionFormat};
+        let text = |rng: &mut Rng, max: usize| -> String {
+            let pool = ['a', 'Z', '0', '\\', ' ', '.', 'é', '☃', '\u{1F600}', '-'];
+            (0..rng.below(max))
+                .map(|_| pool[rng.below(pool.len())])
+                .collect()
+        };
+        let bytes = |rng: &mut Rng, max: usize| -> Vec<u8> {
+            (0..rng.below(max)).map(|_| rng.next() as u8).collect()
+        };
+        let mut path = Vec::new();
+        for _ in 0..1 + rng.below(6) {
+            let mut g = [0u8; 16];
+            g.iter_mut().for_each(|b| *b = rng.next() as u8);
+            path.push(match rng.below(12) {
+                0 => N::HardDrive {
+                    partition_number: rng.next() as u32,
+                    start_lba: rng.next(),
+                    size_lba: rng.next(),
+                    signature: match rng.below(3) {
+                        0 => HdSignature::None,
+                        1 => HdSignature::Mbr(rng.next() as u32),
+                        _ => HdSignature::Gpt(g),
+                    },
+                    format: [
+                        PartitionFormat::Mbr,
+                        PartitionFormat::Gpt,
+                        PartitionFormat::Other(9),
+                    ][rng.below(3)],
+                },
+                1 => N::FilePath(text(rng, 40)),
+                2 => N::Pci {
+                    function: rng.next() as u8,
+                    device: rng.next() as u8,
+                },
+                3 => N::Acpi {
+                    hid: rng.next() as u32,
+                    uid: rng.next() as u32,
+                },
+                4 => N::Nvme {
+                    nsid: rng.next() as u32,
+                    eui64: [rng.next() as u8; 8],
+                },
+                5 => N::Sata {
+                    hba_port: rng.next() as u16,
+                    pm_port: 0xffff,
+                    lun: 0,
+                },
+                6 => N::Usb {
+                    parent_port: 1,
+                    interface: rng.next() as u8,
+                },
+                7 => N::Uri("http://x/".to_string() + &"y".repeat(rng.below(20))),
+                8 => N::Vendor {
+                    typ: [1, 3, 4][rng.below(3)],
+                    guid: g,
+                    data: bytes(rng, 20),
+                },
+                9 => N::Unknown {
+                    typ: 5,
+                    sub: rng.next() as u8,
+                    data: bytes(rng, 20),
+                },
+                10 => N::Scsi {
+                    target: rng.next() as u16,
+                    lun: rng.next() as u16,
+                },
+                _ => N::End,
+            });
+        }
+        path.push(N::End);
+        LoadOption {
+            attributes: rng.next() as u32,
+            description: text(rng, 30),
+            path,
+            optional_data: bytes(rng, 40),
+        }
+    }
+
+    #[test]
+    fn random_options_round_trip() {
+        let mut rng = Rng(0x5eed_cafe_f00d_0001);
+        for _ in 0..5_000 {
+            let opt = random_option(&mut rng);
+            let bytes = opt.encode().unwrap();
+            let back = LoadOption::decode(&bytes).unwrap();
+            assert_eq!(back, opt);
+            assert_eq!(back.encode().unwrap(), bytes);
+            assert!(back.same_entry(&opt));
+            let _ = crate::devpath::path_to_string(&back.path);
+            let _ = optional_data_text(&back.optional_data);
+        }
+    }
+
+    /// Random and mutated `Boot####` contents in a variable directory: the listing reports the
+    /// bad ones and never fails or panics.
+    #[test]
+    fn random_variables_are_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = crate::vars::EfiVars::new(dir.path());
+        let mut rng = Rng(0x0bad_5eed_0000_0007);
+        let mut bad = 0;
+        for n in 0..300u16 {
+            let mut data = random_option(&mut rng).encode().unwrap();
+            if rng.below(2) == 0 {
+                for _ in 0..1 + rng.below(3) {
+                    let i = rng.below(data.len());
+                    data[i] = rng.next() as u8;
+                }
+                data.truncate(rng.below(data.len() + 1));
+            }
+            let name = crate::vars::boot_var_name(n);
+            vars.write(&name, crate::vars::EFI_GLOBAL_GUID, 7, &data)
+                .unwrap();
+            bad += usize::from(LoadOption::decode(&data).is_err());
+        }
+        let listing = crate::list::BootListing::read(&vars).unwrap();
+        assert_eq!(listing.entries.len(), 300);
+        assert_eq!(
+            listing.entries.iter().filter(|e| e.error.is_some()).count(),
+            bad
+        );
+        assert!(bad > 50, "only {bad} malformed");
+        let text = listing.to_text(true);
+        assert_eq!(
+            text.lines().filter(|l| l.contains("! <invalid:")).count(),
+            bad
+        );
+        assert!(vars.snapshot().unwrap().len() >= 300);
+    }
+
     #[test]
     fn random_inputs_never_panic() {
         let good = sample_option_bytes();
@@ -226,5 +475,35 @@ mod tests {
             }
         }
         assert!(decoded > 1000, "only {decoded} inputs decoded");
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn optional_data_rendering() {
+        assert_eq!(optional_data_text(&[]), "");
+        assert_eq!(
+            optional_data_text(&AUTO_CREATED_GUID),
+            "{auto_created_boot_option}"
+        );
+        assert_eq!(
+            optional_data_text(&ucs2_args("quiet splash")),
+            "quiet splash"
+        );
+        let mut nul = ucs2_args("x");
+        nul.extend([0, 0]);
+        assert_eq!(optional_data_text(&nul), "x");
+        assert_eq!(optional_data_text(b"root=/dev/sda1"), "root=/dev/sda1");
+        assert_eq!(optional_data_text(&[1, 2, 0xff]), "0102ff");
+        assert_eq!(
+            optional_data_text(&[0xff; 16]),
+            "{ffffffff-ffff-ffff-ffff-ffffffffffff}"
+        );
+        assert_eq!(attribute_names(1), ["active", "boot"]);
+        assert_eq!(attribute_names(0x109), ["active", "hidden", "app"]);
+        assert_eq!(attribute_names(0x1_0200), ["category 0x200", "0x10000"]);
     }
 }

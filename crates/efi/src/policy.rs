@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 
-use crate::devpath::encode_path;
 use crate::loadopt::LoadOption;
 use crate::vars::EfiVars;
 
@@ -19,17 +18,34 @@ pub fn put_first(order: &[u16], n: u16) -> Vec<u16> {
     out
 }
 
-/// Whether two options have the same description and byte-identical device paths.
-fn same_entry(a: &LoadOption, b: &LoadOption) -> bool {
-    a.description == b.description
-        && matches!((encode_path(&a.path), encode_path(&b.path)), (Ok(x), Ok(y)) if x == y)
+/// `order` with `n` at index `at` (clamped to the end); an existing occurrence of `n` is
+/// moved, duplicates dropped.
+pub fn insert_at(order: &[u16], n: u16, at: usize) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::with_capacity(order.len() + 1);
+    for &m in order {
+        if m != n && !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out.insert(at.min(out.len()), n);
+    out
+}
+
+/// The number of an existing `Boot####` that is the same entry as `opt` (description, device
+/// path and optional data; see [`LoadOption::same_entry`]). Malformed entries are ignored.
+pub fn find_identical(vars: &EfiVars, opt: &LoadOption) -> Result<Option<u16>> {
+    Ok(vars
+        .boot_entries()?
+        .into_iter()
+        .find_map(|(n, e)| e.ok().filter(|e| e.same_entry(opt)).map(|_| n)))
 }
 
 /// Writes `opt` as a boot entry and puts it first in `BootOrder`, like `efibootmgr -c`.
 ///
-/// If an existing `Boot####` has the same description and a byte-identical device path, that
-/// number is rewritten instead of creating a duplicate; otherwise the lowest free number is
-/// used. Malformed existing entries are ignored. Returns the entry number.
+/// If an existing `Boot####` is the same entry (description, device path and optional data),
+/// that number is reused (and rewritten only if its attributes differ) instead of creating a
+/// duplicate; otherwise the lowest free number is used. Malformed existing entries are
+/// ignored. `BootOrder` is written only if it changes. Returns the entry number.
 pub fn create_entry_first(vars: &EfiVars, opt: &LoadOption) -> Result<u16> {
     let n = create_entry(vars, opt)?;
     let order = vars.boot_order()?;
@@ -38,13 +54,10 @@ pub fn create_entry_first(vars: &EfiVars, opt: &LoadOption) -> Result<u16> {
 }
 
 /// Writes `opt` as a boot entry without touching `BootOrder` (like `efibootmgr -C`), reusing
-/// an identical existing entry's number. Returns the entry number.
+/// an identical existing entry's number (written only if its bytes differ). Returns the entry
+/// number.
 pub fn create_entry(vars: &EfiVars, opt: &LoadOption) -> Result<u16> {
-    let existing = vars
-        .boot_entries()?
-        .into_iter()
-        .find_map(|(n, e)| e.ok().filter(|e| same_entry(e, opt)).map(|_| n));
-    let n = match existing {
+    let n = match find_identical(vars, opt)? {
         Some(n) => n,
         None => vars.free_boot_number()?,
     };
@@ -59,6 +72,15 @@ mod tests {
     use crate::devpath::DevicePathNode;
     use crate::loadopt::LOAD_OPTION_ACTIVE;
     use crate::vars::EFI_GLOBAL_GUID;
+
+    #[test]
+    fn insert_at_cases() {
+        assert_eq!(insert_at(&[], 3, 5), vec![3]);
+        assert_eq!(insert_at(&[1, 2], 3, 1), vec![1, 3, 2]);
+        assert_eq!(insert_at(&[1, 2], 3, 9), vec![1, 2, 3]);
+        assert_eq!(insert_at(&[3, 1, 2], 3, 2), vec![1, 2, 3]);
+        assert_eq!(insert_at(&[1, 1, 2], 3, 0), vec![3, 1, 2]);
+    }
 
     #[test]
     fn put_first_cases() {
@@ -113,5 +135,18 @@ mod tests {
             4
         );
         assert_eq!(vars.boot_order().unwrap(), vec![4, 3, 2, 0, 1]);
+
+        // Same description and path but other optional data: a different entry.
+        let mut args = rescue.clone();
+        args.optional_data = b"quiet".to_vec();
+        assert_eq!(create_entry(&vars, &args).unwrap(), 5);
+
+        // Repeating a creation writes nothing at all.
+        let before = vars.changes().len();
+        assert_eq!(create_entry_first(&vars, &args).unwrap(), 5);
+        let after = vars.changes();
+        assert_eq!(after[before..], ["wrote BootOrder".to_string()]);
+        assert_eq!(create_entry_first(&vars, &args).unwrap(), 5);
+        assert_eq!(vars.changes().len(), after.len(), "nothing rewritten");
     }
 }

@@ -6,10 +6,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::errno::Errno;
 use nix::libc::c_long;
+use serde::{Deserialize, Serialize};
 
 use crate::guid::{format_guid, normalize_guid, parse_guid};
 use crate::loadopt::LoadOption;
@@ -55,6 +57,12 @@ fn flags_unsupported(e: Errno) -> bool {
     )
 }
 
+/// The filesystem magic of a `statfs` result.
+#[allow(clippy::unnecessary_cast)]
+fn fs_magic(st: &nix::sys::statfs::Statfs) -> u64 {
+    st.filesystem_type().0 as u64
+}
+
 /// Clears `FS_IMMUTABLE_FL` on `file`. Returns the original flags if they were changed.
 fn clear_immutable(file: &File) -> Result<Option<c_long>> {
     let flags = match sys::get_flags(file) {
@@ -89,11 +97,55 @@ fn u16_value(data: &[u8]) -> Result<u16> {
     Ok(u16::from_le_bytes(bytes))
 }
 
+/// `statfs` magic of efivarfs (`EFIVARFS_MAGIC` in `linux/magic.h`).
+pub const EFIVARFS_MAGIC: u64 = 0xde5e_81e4;
+
+/// NVRAM space as the firmware reports it (`QueryVariableInfo`), through efivarfs' `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VarSpace {
+    /// Total storage for non-volatile variables, in bytes.
+    pub total_bytes: u64,
+    /// Bytes still available to new variables.
+    pub free_bytes: u64,
+}
+
+/// One variable as saved before changes: name, attributes and data in lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedVar {
+    /// Variable name (without the vendor GUID), e.g. `Boot0001`.
+    pub name: String,
+    /// Vendor GUID, lowercase.
+    pub guid: String,
+    /// EFI variable attributes.
+    pub attributes: u32,
+    /// Data (after the attributes) as lowercase hex.
+    pub data: String,
+}
+
+impl SavedVar {
+    /// The data bytes (decoded from hex).
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        crate::hex::decode(&self.data).with_context(|| format!("saved variable {}", self.name))
+    }
+}
+
 /// Access to UEFI variables stored as files in `dir` (an efivarfs mount).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Every successful write and delete is recorded in a journal shared by clones of the value
+/// ([`EfiVars::changes`]), so callers can report exactly what was changed.
+#[derive(Debug, Clone)]
 pub struct EfiVars {
     dir: PathBuf,
+    journal: Arc<Mutex<Vec<String>>>,
 }
+
+impl PartialEq for EfiVars {
+    fn eq(&self, other: &Self) -> bool {
+        self.dir == other.dir
+    }
+}
+
+impl Eq for EfiVars {}
 
 impl Default for EfiVars {
     /// Variables at [`DEFAULT_EFIVARS_DIR`].
@@ -105,7 +157,58 @@ impl Default for EfiVars {
 impl EfiVars {
     /// Variables stored in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            journal: Arc::default(),
+        }
+    }
+
+    /// What this value (and its clones) changed so far, in order: `wrote Boot0003`,
+    /// `deleted BootNext`, …
+    pub fn changes(&self) -> Vec<String> {
+        self.journal.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, what: String) {
+        if let Ok(mut j) = self.journal.lock() {
+            j.push(what);
+        }
+    }
+
+    /// Whether the variable directory exists and can be listed (efivarfs mounted, or a test
+    /// directory).
+    pub fn is_available(&self) -> bool {
+        fs::read_dir(&self.dir).is_ok()
+    }
+
+    /// Whether the directory is an efivarfs mount (rather than e.g. a test directory).
+    pub fn is_efivarfs(&self) -> bool {
+        nix::sys::statfs::statfs(&self.dir)
+            .map(|st| fs_magic(&st) == EFIVARFS_MAGIC)
+            .unwrap_or(false)
+    }
+
+    /// NVRAM space, where the kernel exposes it: efivarfs reports the firmware's
+    /// `QueryVariableInfo` through `statfs` since Linux 6.x. `None` when the directory is not
+    /// efivarfs or the kernel/firmware report no sizes.
+    pub fn space(&self) -> Option<VarSpace> {
+        let st = nix::sys::statfs::statfs(&self.dir).ok()?;
+        if fs_magic(&st) != EFIVARFS_MAGIC {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        let (bsize, blocks, avail) = (
+            u64::try_from(st.block_size()).ok()?,
+            u64::try_from(st.blocks()).ok()?,
+            u64::try_from(st.blocks_available()).ok()?,
+        );
+        if blocks == 0 || bsize == 0 {
+            return None;
+        }
+        Some(VarSpace {
+            total_bytes: blocks.saturating_mul(bsize),
+            free_bytes: avail.saturating_mul(bsize),
+        })
     }
 
     /// The directory holding the variables.
@@ -124,13 +227,11 @@ impl EfiVars {
 
     /// Error context: "`op` EFI variable `name` in `dir`" (GUID shown unless global).
     fn ctx(&self, op: &str, name: &str, guid: &str) -> String {
-        let global = parse_guid(guid).ok() == parse_guid(EFI_GLOBAL_GUID).ok();
-        let var = if global {
-            name.to_string()
-        } else {
-            format!("{name}-{guid}")
-        };
-        format!("{op} EFI variable {var} in {}", self.dir.display())
+        format!(
+            "{op} EFI variable {} in {}",
+            self.shown(name, guid),
+            self.dir.display()
+        )
     }
 
     /// Reads a variable: `Some((attributes, data))`, or `None` if it does not exist.
@@ -153,7 +254,30 @@ impl EfiVars {
     /// the immutable flag of an existing file first and restoring it afterwards.
     pub fn write(&self, name: &str, guid: &str, attrs: u32, data: &[u8]) -> Result<()> {
         self.write_inner(name, guid, attrs, data)
-            .with_context(|| self.ctx("writing", name, guid))
+            .with_context(|| self.ctx("writing", name, guid))?;
+        self.record(format!("wrote {}", self.shown(name, guid)));
+        Ok(())
+    }
+
+    /// Writes the variable only if it does not already hold exactly `attrs` and `data`.
+    /// Returns whether it was written.
+    pub fn update(&self, name: &str, guid: &str, attrs: u32, data: &[u8]) -> Result<bool> {
+        if let Ok(Some((a, d))) = self.read(name, guid) {
+            if a == attrs && d == data {
+                return Ok(false);
+            }
+        }
+        self.write(name, guid, attrs, data)?;
+        Ok(true)
+    }
+
+    /// `name`, with `-guid` unless it is the global GUID.
+    fn shown(&self, name: &str, guid: &str) -> String {
+        if parse_guid(guid).ok() == parse_guid(EFI_GLOBAL_GUID).ok() {
+            name.to_string()
+        } else {
+            format!("{name}-{guid}")
+        }
     }
 
     fn write_inner(&self, name: &str, guid: &str, attrs: u32, data: &[u8]) -> Result<()> {
@@ -196,6 +320,14 @@ impl EfiVars {
 
     /// Deletes a variable. Returns `false` if it did not exist.
     pub fn delete(&self, name: &str, guid: &str) -> Result<bool> {
+        let deleted = self.delete_inner(name, guid)?;
+        if deleted {
+            self.record(format!("deleted {}", self.shown(name, guid)));
+        }
+        Ok(deleted)
+    }
+
+    fn delete_inner(&self, name: &str, guid: &str) -> Result<bool> {
         let inner = || -> Result<bool> {
             let path = self.var_path(name, guid)?;
             let file = match File::open(&path) {
@@ -242,14 +374,15 @@ impl EfiVars {
             .collect())
     }
 
-    /// Writes `BootOrder`; an empty order deletes the variable (zero-size data would delete
-    /// it in firmware anyway).
-    pub fn set_boot_order(&self, order: &[u16]) -> Result<()> {
+    /// Writes `BootOrder` unless it already holds exactly this order; an empty order deletes
+    /// the variable (zero-size data would delete it in firmware anyway). Returns whether the
+    /// variable changed.
+    pub fn set_boot_order(&self, order: &[u16]) -> Result<bool> {
         if order.is_empty() {
-            return self.delete("BootOrder", EFI_GLOBAL_GUID).map(drop);
+            return self.delete("BootOrder", EFI_GLOBAL_GUID);
         }
         let data: Vec<u8> = order.iter().flat_map(|n| n.to_le_bytes()).collect();
-        self.write("BootOrder", EFI_GLOBAL_GUID, BOOT_VAR_ATTRS, &data)
+        self.update("BootOrder", EFI_GLOBAL_GUID, BOOT_VAR_ATTRS, &data)
     }
 
     /// `BootCurrent`, the option the firmware booted (absent e.g. with direct kernel boot).
@@ -262,16 +395,16 @@ impl EfiVars {
         self.read_u16("BootNext")
     }
 
-    /// Sets `BootNext`, or deletes it with `None`.
-    pub fn set_boot_next(&self, n: Option<u16>) -> Result<()> {
+    /// Sets `BootNext`, or deletes it with `None`. Returns whether the variable changed.
+    pub fn set_boot_next(&self, n: Option<u16>) -> Result<bool> {
         match n {
-            Some(n) => self.write(
+            Some(n) => self.update(
                 "BootNext",
                 EFI_GLOBAL_GUID,
                 BOOT_VAR_ATTRS,
                 &n.to_le_bytes(),
             ),
-            None => self.delete("BootNext", EFI_GLOBAL_GUID).map(drop),
+            None => self.delete("BootNext", EFI_GLOBAL_GUID),
         }
     }
 
@@ -280,14 +413,13 @@ impl EfiVars {
         self.read_u16("Timeout")
     }
 
-    /// Sets `Timeout` in seconds.
-    pub fn set_timeout(&self, seconds: u16) -> Result<()> {
-        self.write(
-            "Timeout",
-            EFI_GLOBAL_GUID,
-            BOOT_VAR_ATTRS,
-            &seconds.to_le_bytes(),
-        )
+    /// Sets `Timeout` in seconds, or deletes it with `None`. Returns whether the variable
+    /// changed.
+    pub fn set_timeout(&self, seconds: Option<u16>) -> Result<bool> {
+        match seconds {
+            Some(s) => self.update("Timeout", EFI_GLOBAL_GUID, BOOT_VAR_ATTRS, &s.to_le_bytes()),
+            None => self.delete("Timeout", EFI_GLOBAL_GUID),
+        }
     }
 
     /// Numbers of all existing `Boot####` variables, sorted.
@@ -331,13 +463,36 @@ impl EfiVars {
             .with_context(|| self.ctx("decoding", &name, EFI_GLOBAL_GUID))
     }
 
-    /// Writes `Boot####` number `n` with attributes NV|BS|RT.
-    pub fn write_boot(&self, n: u16, opt: &LoadOption) -> Result<()> {
+    /// Writes `Boot####` number `n` with attributes NV|BS|RT, unless it already holds exactly
+    /// this option. Returns whether the variable changed.
+    pub fn write_boot(&self, n: u16, opt: &LoadOption) -> Result<bool> {
         let name = boot_var_name(n);
         let data = opt
             .encode()
             .with_context(|| self.ctx("encoding", &name, EFI_GLOBAL_GUID))?;
-        self.write(&name, EFI_GLOBAL_GUID, BOOT_VAR_ATTRS, &data)
+        self.update(&name, EFI_GLOBAL_GUID, BOOT_VAR_ATTRS, &data)
+    }
+
+    /// Every `Boot####`, `BootOrder`, `BootNext`, `BootCurrent` and `Timeout` as stored (raw,
+    /// malformed ones included), for the log before anything is changed.
+    pub fn snapshot(&self) -> Result<Vec<SavedVar>> {
+        let mut names: Vec<String> = ["BootCurrent", "BootNext", "BootOrder", "Timeout"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        names.extend(self.boot_numbers()?.into_iter().map(boot_var_name));
+        let mut out = Vec::new();
+        for name in names {
+            if let Some((attributes, data)) = self.read(&name, EFI_GLOBAL_GUID)? {
+                out.push(SavedVar {
+                    name,
+                    guid: EFI_GLOBAL_GUID.to_string(),
+                    attributes,
+                    data: crate::hex::encode(&data),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes `Boot####` number `n`. Returns `false` if it did not exist.
@@ -520,7 +675,8 @@ mod tests {
         assert_eq!(vars.boot_next().unwrap(), Some(5));
         vars.set_boot_next(None).unwrap();
         assert_eq!(vars.boot_next().unwrap(), None);
-        vars.set_timeout(0).unwrap();
+        assert!(vars.set_timeout(Some(0)).unwrap());
+        assert!(!vars.set_timeout(Some(0)).unwrap());
         assert_eq!(vars.timeout().unwrap(), Some(0));
         vars.write("BootCurrent", EFI_GLOBAL_GUID, 6, &[1, 0])
             .unwrap();
@@ -558,6 +714,57 @@ mod tests {
         assert_eq!(vars.free_boot_number().unwrap(), 3);
         assert!(vars.delete_boot(1).unwrap());
         assert_eq!(vars.free_boot_number().unwrap(), 1);
+    }
+
+    #[test]
+    fn update_journal_snapshot_space() {
+        let (_dir, vars) = tmp();
+        assert!(vars.is_available());
+        assert!(!vars.is_efivarfs());
+        assert_eq!(
+            vars.space(),
+            None,
+            "a plain directory reports no NVRAM space"
+        );
+        assert!(!EfiVars::new("/nonexistent/efivars").is_available());
+
+        assert!(vars.update("Foo", EFI_GLOBAL_GUID, 7, b"a").unwrap());
+        assert!(!vars.update("Foo", EFI_GLOBAL_GUID, 7, b"a").unwrap());
+        assert!(vars.update("Foo", EFI_GLOBAL_GUID, 6, b"a").unwrap());
+        assert!(vars.write_boot(1, &option("one")).unwrap());
+        assert!(!vars.write_boot(1, &option("one")).unwrap());
+        vars.set_boot_order(&[1]).unwrap();
+        vars.set_boot_next(Some(1)).unwrap();
+        vars.write("Bar", LOADER_GUID, 6, b"x").unwrap();
+        vars.set_boot_next(None).unwrap();
+        // Clones share the journal.
+        vars.clone().delete("Foo", EFI_GLOBAL_GUID).unwrap();
+        assert_eq!(
+            vars.changes(),
+            [
+                "wrote Foo",
+                "wrote Foo",
+                "wrote Boot0001",
+                "wrote BootOrder",
+                "wrote BootNext",
+                &format!("wrote Bar-{LOADER_GUID}"),
+                "deleted BootNext",
+                "deleted Foo",
+            ]
+        );
+
+        vars.write("Boot0002", EFI_GLOBAL_GUID, 7, b"junk").unwrap();
+        vars.set_timeout(Some(3)).unwrap();
+        let snap = vars.snapshot().unwrap();
+        let names: Vec<&str> = snap.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["BootOrder", "Timeout", "Boot0001", "Boot0002"]);
+        assert_eq!(snap[0].data, "0100");
+        assert_eq!(snap[0].attributes, 7);
+        assert_eq!(snap[3].bytes().unwrap(), b"junk");
+        assert_eq!(
+            LoadOption::decode(&snap[2].bytes().unwrap()).unwrap(),
+            option("one")
+        );
     }
 
     #[test]

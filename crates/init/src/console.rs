@@ -12,10 +12,11 @@ pub fn uptime() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Print one line to the console, stamped with the boot clock, and keep it in the log.
+/// Print one line to the console (standard error: on the CLI, standard output carries only
+/// results), stamped with the boot clock, and keep it in the log.
 pub fn say(msg: &str) {
     let t = uptime();
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stderr().lock();
     for line in msg.lines() {
         let l = format!("[{t:8.3}] {line}");
         let _ = writeln!(out, "{l}");

@@ -24,18 +24,15 @@ pub enum After {
 pub enum BootEntry {
     /// Create (or reuse) an entry for the target's loader and put it first in BootOrder.
     First,
+    /// Create it and set BootNext to it: the clone is tried once, BootOrder stays.
+    Next,
     /// Create it, leave BootOrder alone.
     Add,
     /// Touch no EFI variable.
     None,
 }
 
-/// The copy mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Exact,
-}
+pub use sysclone_copy::Mode;
 
 /// The operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -58,6 +55,9 @@ pub struct Job {
     /// Disks that must never be written, whatever else matches.
     #[serde(default)]
     pub protect: Vec<String>,
+    /// Read the target back and compare after copying.
+    #[serde(default)]
+    pub verify: bool,
     #[serde(default = "default_boot_entry")]
     pub boot_entry: BootEntry,
     #[serde(default = "default_on_success")]

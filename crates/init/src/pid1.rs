@@ -113,10 +113,14 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
         target: sysclone_disk::Selector::parse(&job.target)?,
         protect: job.protect_selectors(),
         boot_entry: job.boot_entry,
+        prune_stale: false,
         efivars: PathBuf::from(EFIVARS),
         boot_partuuid: setup.boot_partuuid.clone(),
         dry_run: false,
         confirm: Confirm::Yes,
+        mode: job.mode,
+        verify: job.verify,
+        map: None,
     };
     let outcome = run_clone(&opts)?;
     say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&outcome).unwrap_or_default()));
@@ -140,10 +144,14 @@ fn interactive(setup: &Setup) -> Result<()> {
         target: sysclone_disk::Selector::parse(&target)?,
         protect: Vec::new(),
         boot_entry: crate::job::BootEntry::First,
+        prune_stale: false,
         efivars: PathBuf::from(EFIVARS),
         boot_partuuid: setup.boot_partuuid.clone(),
         dry_run: false,
         confirm: Confirm::Ask,
+        mode: crate::job::Mode::Exact,
+        verify: true,
+        map: None,
     };
     run_clone(&opts)?;
     say("SYSCLONE-RESULT ok");

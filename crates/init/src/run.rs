@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use sysclone_copy::{execute_exact, plan_exact, CloneReport};
+use sysclone_copy::{execute, plan_exact, plan_smart, CloneReport, ExecOptions, Mode, PartitionUse};
 use sysclone_disk::{check_target, discover, mark_boot_medium, open_source, open_target, Disk, GuardContext, Roots, Selector};
 
 use crate::console::{progress_printer, say};
@@ -30,21 +30,30 @@ pub struct CloneOptions {
     pub target: Selector,
     pub protect: Vec<Selector>,
     pub boot_entry: BootEntry,
+    /// Delete boot entries whose partition is on no attached disk.
+    pub prune_stale: bool,
     /// efivarfs directory.
     pub efivars: PathBuf,
     /// PARTUUID of the partition sysclone was booted from (the boot medium), if known.
     pub boot_partuuid: Option<String>,
     pub dry_run: bool,
     pub confirm: Confirm,
+    pub mode: Mode,
+    /// Read the target back and compare.
+    pub verify: bool,
+    /// ddrescue-format map: written as the clone goes, resumed from when it exists.
+    pub map: Option<PathBuf>,
 }
 
 /// What a clone did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub copy: Option<CloneReport>,
-    /// The Boot#### number made first in BootOrder.
+    /// The Boot#### made for the target (first in BootOrder with policy `first`).
     pub boot_entry: Option<String>,
     pub loader: Option<String>,
+    /// The boot policy's report: variables before (hex), old and new BootOrder, entries.
+    pub boot: Option<crate::boot::BootReport>,
 }
 
 /// Discover disks and tag the boot medium.
@@ -96,32 +105,74 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let sh = open_source(&src)?;
     let mut f = sh.file.try_clone()?;
     let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
-    let plan = plan_exact(&src, gpt.as_ref(), &tgt)?;
+    let plan = match opts.mode {
+        Mode::Exact => plan_exact(&src, gpt.as_ref(), &tgt)?,
+        Mode::Smart => plan_smart(&src, gpt.as_ref(), &tgt, &used_maps(&src, &sh.file))?,
+    };
     say(&plan.show());
     if opts.dry_run {
         say("dry run: nothing written");
-        return Ok(Outcome { copy: None, boot_entry: None, loader: None });
+        return Ok(Outcome { copy: None, boot_entry: None, loader: None, boot: None });
     }
     if opts.confirm == Confirm::Ask {
         ask_serial(&tgt)?;
     }
-    let th = open_target(&tgt, &ctx, src.size_bytes, Some(src.logical_sector))?;
+    let need = plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes);
+    let th = open_target(&tgt, &ctx, need, Some(src.logical_sector))?;
     let mut progress = progress_printer("copy");
-    let report = execute_exact(&plan, &sh.file, &th.file, &mut progress).with_context(|| format!("cloning {} to {}", src.name, tgt.name))?;
-    say(&format!("copied and verified {} MiB in {:.1} s ({:.1} MiB/s), source sha256 {}", report.bytes_copied >> 20, report.seconds, report.mib_per_second, report.source_sha256));
+    let exec = ExecOptions { verify: opts.verify, map: opts.map.clone(), ..Default::default() };
+    let report = execute(&plan, &sh.file, &th.file, &exec, &mut progress).with_context(|| format!("cloning {} to {}", src.name, tgt.name))?;
+    say(&format!(
+        "copied {} MiB in {:.1} s ({:.1} MiB/s{}){}{}; peak memory {} MiB",
+        report.bytes_written >> 20,
+        report.seconds,
+        report.mib_per_second,
+        if report.direct_io { ", direct I/O" } else { "" },
+        match report.verified {
+            Some(true) => ", verified",
+            Some(false) => ", VERIFY FAILED",
+            None => "",
+        },
+        if report.bytes_resumed > 0 { format!(", {} MiB already done by an earlier run", report.bytes_resumed >> 20) } else { String::new() },
+        report.peak_rss_bytes >> 20
+    ));
+    for (off, len) in &report.bad_ranges {
+        say(&format!("unreadable: {len} bytes at {off} ({}), written as zeros", where_on(&src, *off)));
+    }
+    if report.verified == Some(false) {
+        bail!("verification failed: the target differs from what was written at {} place(s), first at byte {}", report.mismatches.len(), report.mismatches[0]);
+    }
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));
     }
     drop(th);
     drop(sh);
-    let (boot_entry, loader) = match opts.boot_entry {
-        BootEntry::None => (None, None),
-        policy => {
-            let (n, loader) = crate::boot::entry_for_target(&tgt, &src, &opts.efivars, policy == BootEntry::First)?;
-            (Some(format!("Boot{n:04X}")), Some(loader))
-        }
-    };
-    Ok(Outcome { copy: Some(report), boot_entry, loader })
+    let boot_opts = crate::boot::BootOptions { policy: opts.boot_entry, efivars: &opts.efivars, prune_stale: opts.prune_stale, disks: &disks, guard: Some(&ctx) };
+    let boot = crate::boot::entry_for_target(&tgt, &src, &boot_opts)?;
+    let first = boot.first_entry().filter(|c| c.number.is_some());
+    let (boot_entry, loader) = (first.map(|c| c.name.clone()), first.and_then(|c| c.loader.clone()));
+    Ok(Outcome { copy: Some(report), boot_entry, loader, boot: Some(boot) })
+}
+
+/// Which partition (or gap) a byte offset of `disk` falls in.
+pub fn where_on(disk: &Disk, off: u64) -> String {
+    disk.partitions
+        .iter()
+        .find(|p| p.start_bytes <= off && off < p.start_bytes + p.size_bytes)
+        .map(|p| format!("partition {} ({}{})", p.number, p.type_name, p.fs.as_ref().map(|f| format!(", {}", f.kind)).unwrap_or_default()))
+        .unwrap_or_else(|| "outside any partition".into())
+}
+
+/// What each partition's filesystem uses, for a smart plan. A partition whose map cannot be
+/// read is copied whole (the note says why).
+pub fn used_maps(src: &Disk, f: &std::fs::File) -> Vec<PartitionUse> {
+    src.partitions
+        .iter()
+        .map(|p| match sysclone_fs::used_map(f, p.start_bytes, p.size_bytes) {
+            Ok(m) => PartitionUse { number: p.number, fs: m.fs, extents: m.extents.iter().map(|e| (e.start, e.len)).collect(), whole: m.whole, note: m.note },
+            Err(e) => PartitionUse { number: p.number, fs: "unknown".into(), extents: Vec::new(), whole: true, note: Some(format!("used blocks unreadable ({e:#}); copied whole")) },
+        })
+        .collect()
 }
 
 /// The partition GUID of the HD node of the firmware's BootCurrent entry, if any.

@@ -21,9 +21,9 @@ pub enum Cmd {
     Disks(DisksConfig),
     /// Clone one disk onto another (every byte)
     Clone(CloneConfig),
-    /// UEFI boot entries
+    /// UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)
     #[command(subcommand)]
-    Boot(BootCmd),
+    Boot(crate::boot_cmd::BootCmd),
     /// Build boot media
     #[command(subcommand)]
     Image(ImageCmd),
@@ -41,13 +41,21 @@ pub struct DisksConfig {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
+    /// Every byte
     Exact,
+    /// Partition table, boot areas, and only the blocks each filesystem uses
+    Smart,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum BootEntryArg {
+pub enum BootPolicyArg {
+    /// Entries for the target, first in BootOrder
     First,
+    /// Entries for the target, BootNext only: boot the clone once, BootOrder stays
+    Next,
+    /// Entries for the target, BootOrder unchanged
     Add,
+    /// Change no EFI variable
     None,
 }
 
@@ -65,37 +73,30 @@ pub struct CloneConfig {
     /// Disks never to write (selector; repeatable)
     #[arg(long)]
     pub protect: Vec<String>,
-    /// Boot entry for the target: first in BootOrder, added, or none
-    #[arg(long, value_enum, default_value = "none")]
-    pub boot_entry: BootEntryArg,
+    /// Boot entries for the target after the copy
+    #[arg(long, value_enum, default_value = "first", alias = "boot-entry")]
+    pub boot_policy: BootPolicyArg,
+    /// Also delete boot entries whose partition is on no attached disk
+    #[arg(long)]
+    pub prune_stale: bool,
     /// efivarfs directory
     #[arg(long, default_value = "/sys/firmware/efi/efivars")]
     pub efivars: PathBuf,
+    /// Read the target back and compare with what was written
+    #[arg(long)]
+    pub verify: bool,
+    /// Keep a ddrescue-format map here; if it exists, resume the clone it describes
+    #[arg(long)]
+    pub map: Option<PathBuf>,
     /// Show the plan, write nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Do not ask for the typed confirmation (the write guard still applies)
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BootCmd {
-    /// List boot entries like efibootmgr
-    List(BootListConfig),
-}
-
-#[derive(Args, Debug)]
-pub struct BootListConfig {
-    /// Show device paths
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Print JSON
+    /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
-    /// efivarfs directory
-    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
-    pub efivars: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,7 +118,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Disks(c) => disks(c),
         Cmd::Clone(c) => clone(c),
-        Cmd::Boot(BootCmd::List(c)) => boot_list(c),
+        Cmd::Boot(c) => crate::boot_cmd::run(c),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Job(JobCmd::Check { file }) => job_check(file),
     }
@@ -134,34 +135,34 @@ fn disks(c: DisksConfig) -> Result<()> {
 }
 
 fn clone(c: CloneConfig) -> Result<()> {
-    let ModeArg::Exact = c.mode;
+    let c_json = c.json;
     let opts = CloneOptions {
         source: Selector::parse(&c.source)?,
         target: Selector::parse(&c.target)?,
         protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
-        boot_entry: match c.boot_entry {
-            BootEntryArg::First => BootEntry::First,
-            BootEntryArg::Add => BootEntry::Add,
-            BootEntryArg::None => BootEntry::None,
+        boot_entry: match c.boot_policy {
+            BootPolicyArg::First => BootEntry::First,
+            BootPolicyArg::Next => BootEntry::Next,
+            BootPolicyArg::Add => BootEntry::Add,
+            BootPolicyArg::None => BootEntry::None,
         },
+        prune_stale: c.prune_stale,
         efivars: c.efivars,
         boot_partuuid: None,
         dry_run: c.dry_run,
         confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        mode: match c.mode {
+            ModeArg::Exact => sysclone_copy::Mode::Exact,
+            ModeArg::Smart => sysclone_copy::Mode::Smart,
+        },
+        verify: c.verify,
+        map: c.map,
     };
     let outcome = run_clone(&opts)?;
     if let Some(r) = &outcome.copy {
-        println!("cloned {} -> {}: {} bytes, verified, {:.1} MiB/s", r.source, r.target, r.bytes_copied, r.mib_per_second);
-    }
-    Ok(())
-}
-
-fn boot_list(c: BootListConfig) -> Result<()> {
-    let vars = sysclone_efi::EfiVars::new(&c.efivars);
-    if c.json {
-        println!("{}", sysclone_efi::format_json(&vars)?);
-    } else {
-        print!("{}", sysclone_efi::format_list(&vars, c.verbose)?);
+        if c_json {
+            println!("{}", serde_json::to_string(r)?);
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! sysclone: one binary, two lives. As PID 1 (or `/init`) it is the rescue system's init;
 //! from a shell it is the CLI.
 
+mod boot_cmd;
 mod cli;
 mod image;
 

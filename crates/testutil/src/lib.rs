@@ -89,3 +89,136 @@ pub fn make_gpt_disk(dir: &Path, name: &str, size: &str, sector: u32) -> PathBuf
     run("mkfs.ext4", &["-q", "-F", "-b", "4096", "-d", content.to_str().expect("utf-8"), "-L", "root", &p2]);
     img
 }
+
+/// A disk image served through qemu-storage-daemon with blkdebug rules, exported as a file
+/// over FUSE and attached as a loop device: a real block device whose chosen sectors fail
+/// to read with EIO. Stopped and detached on drop.
+pub struct FaultyDisk {
+    dev: Option<Loop>,
+    daemon: std::process::Child,
+    mountpoint: PathBuf,
+}
+
+impl FaultyDisk {
+    /// `bad` are 512-byte sector numbers whose reads fail (every read overlapping them).
+    pub fn new(img: &Path, bad: &[u64]) -> FaultyDisk {
+        Self::with_limit(img, bad, None)
+    }
+
+    /// Like [`FaultyDisk::new`], reading at most `read_bps` bytes per second when given.
+    pub fn with_limit(img: &Path, bad: &[u64], read_bps: Option<u64>) -> FaultyDisk {
+        let dir = img.parent().expect("image in a directory");
+        let stem = img.file_name().expect("file name").to_string_lossy();
+        let rules = dir.join(format!("{stem}.blkdebug.conf"));
+        let mut text = String::new();
+        for s in bad {
+            text.push_str(&format!("[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{s}\"\n\n"));
+        }
+        fs::write(&rules, text).expect("writing blkdebug rules");
+        let mountpoint = dir.join(format!("{stem}.fuse"));
+        fs::write(&mountpoint, b"").expect("creating the FUSE mount point");
+        let mut args: Vec<String> = vec![
+            "--blockdev".into(),
+            format!("driver=file,node-name=file0,filename={}", img.display()),
+            "--blockdev".into(),
+            format!("driver=blkdebug,node-name=dbg0,config={},image=file0", rules.display()),
+            "--blockdev".into(),
+            "driver=raw,node-name=raw0,file=dbg0".into(),
+        ];
+        let mut top = "raw0";
+        if let Some(bps) = read_bps {
+            args.extend(["--object".into(), format!("throttle-group,id=tg0,x-bps-read={bps}")]);
+            args.extend(["--blockdev".into(), "driver=throttle,node-name=thr0,throttle-group=tg0,file=raw0".into()]);
+            top = "thr0";
+        }
+        args.extend(["--export".into(), format!("type=fuse,id=exp0,node-name={top},mountpoint={},writable=off", mountpoint.display())]);
+        let daemon = Command::new("qemu-storage-daemon")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting qemu-storage-daemon (package qemu-system-common / qemu-utils)");
+        let want = fs::metadata(img).expect("image").len();
+        for _ in 0..100 {
+            if fs::metadata(&mountpoint).map(|m| m.len()).unwrap_or(0) == want {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(fs::metadata(&mountpoint).map(|m| m.len()).unwrap_or(0), want, "the FUSE export did not appear");
+        let dev = Loop::with_args(&mountpoint, &["--read-only"]);
+        FaultyDisk { dev: Some(dev), daemon, mountpoint }
+    }
+
+    /// The loop device, e.g. `/dev/loop4`.
+    pub fn dev(&self) -> &str {
+        &self.dev.as_ref().expect("attached").0
+    }
+}
+
+impl Drop for FaultyDisk {
+    fn drop(&mut self) {
+        drop(self.dev.take());
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = Command::new("umount").arg(&self.mountpoint).status();
+    }
+}
+
+/// Fill `dir` with a mix of files: incompressible ones of `big` bytes, many small ones, and
+/// some that are written and deleted again (so freed blocks hold stale data). `seed` varies
+/// the content.
+pub fn fill_tree(dir: &Path, big: usize, seed: u32) {
+    let data = |n: usize, s: u32| -> Vec<u8> {
+        let mut x = s.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    fs::create_dir_all(dir.join("small/deeper")).expect("dirs");
+    for i in 0..3u32 {
+        fs::write(dir.join(format!("big{i}.bin")), data(big, seed + i)).expect("file");
+    }
+    for i in 0..200u32 {
+        fs::write(dir.join(format!("small/deeper/f{i}.txt")), format!("file {i} seed {seed}\n").repeat(i as usize % 7 + 1)).expect("file");
+    }
+    fs::write(dir.join("deleted.bin"), data(big, seed + 99)).expect("file");
+    let _ = Command::new("sync").status();
+    fs::remove_file(dir.join("deleted.bin")).expect("remove");
+}
+
+/// A 256 MiB GPT disk with an ESP (FAT32), an ext4 root, an NTFS data partition and swap,
+/// each filled by its own tools. Returns the image path.
+pub fn make_multi_fs_disk(dir: &Path) -> PathBuf {
+    let img = dir.join("multi.img");
+    run("truncate", &["-s", "256M", img.to_str().expect("utf-8")]);
+    let l = Loop::new(&img, 512);
+    run("sgdisk", &["-n", "1:1M:+40M", "-t", "1:ef00", "-c", "1:ESP", "-n", "2:0:+100M", "-t", "2:8304", "-c", "2:root", "-n", "3:0:+80M", "-t", "3:0700", "-c", "3:data", "-n", "4:0:0", "-t", "4:8200", "-c", "4:swap", &l.0]);
+    let (p1, p2, p3, p4) = (l.part(1), l.part(2), l.part(3), l.part(4));
+    // ESP: FAT32, files copied in with mtools.
+    run("mkfs.fat", &["-F", "32", "-n", "ESP", &p1]);
+    let esp_src = dir.join("esp-content");
+    fill_tree(&esp_src, 2 << 20, 1);
+    let esp_img = format!("{p1}");
+    for e in fs::read_dir(&esp_src).expect("dir").flatten() {
+        run("mcopy", &["-s", "-i", &esp_img, e.path().to_str().expect("utf-8"), "::/"]);
+    }
+    // ext4, filled through a real mount.
+    run("mkfs.ext4", &["-q", "-F", "-L", "root", &p2]);
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    run("mount", &[&p2, mnt.to_str().expect("utf-8")]);
+    fill_tree(&mnt, 6 << 20, 2);
+    run("umount", &[mnt.to_str().expect("utf-8")]);
+    // NTFS, filled through ntfs-3g (FUSE).
+    run("mkntfs", &["-Q", "-F", "-L", "data", &p3]);
+    run("ntfs-3g", &[&p3, mnt.to_str().expect("utf-8")]);
+    fill_tree(&mnt, 4 << 20, 3);
+    run("umount", &[mnt.to_str().expect("utf-8")]);
+    run("mkswap", &["-L", "swap", &p4]);
+    img
+}

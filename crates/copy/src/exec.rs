@@ -1,0 +1,178 @@
+//! Carrying out a clone plan.
+//!
+//! Order of writes, so that an interrupted clone never looks complete:
+//! 1. the target's sector 0, primary GPT header and last sector are zeroed;
+//! 2. the plan's regions are copied (read errors recorded, see the pipeline);
+//! 3. the backup GPT (entries, header) is written at the target's end;
+//! 4. sector 0 (boot code, protective MBR resized), the primary header and entries — last.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use sysclone_layout::patch_protective_mbr;
+
+use crate::map::{RescueMap, Status};
+use crate::pipeline::{copy_ranges, verify_hashes, CopyOptions, Progress};
+use crate::plan::{ClonePlan, Mode};
+
+/// How to carry out a plan.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub copy: CopyOptions,
+    /// Read the target back and compare with what was written.
+    pub verify: bool,
+    /// Keep a ddrescue-format map here (and resume from it if it exists).
+    pub map: Option<PathBuf>,
+}
+
+/// What a clone did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloneReport {
+    pub mode: Mode,
+    pub source: String,
+    pub target: String,
+    pub bytes_planned: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Bytes already finished according to the map of an earlier, interrupted run.
+    pub bytes_resumed: u64,
+    pub seconds: f64,
+    pub mib_per_second: f64,
+    pub direct_io: bool,
+    /// `None` when not asked to verify.
+    pub verified: Option<bool>,
+    /// Target offsets whose read-back differed.
+    pub mismatches: Vec<u64>,
+    /// Unreadable source ranges (byte offset, length), written as zeros.
+    pub bad_ranges: Vec<(u64, u64)>,
+    pub gpt_relocated: bool,
+    pub peak_rss_bytes: u64,
+}
+
+/// Peak resident set size of this process (VmHWM).
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}
+
+fn map_comment(plan: &ClonePlan) -> String {
+    format!("sysclone {:?} clone\nsource: {}\ntarget: {}", plan.mode, plan.source, plan.target)
+}
+
+/// Load the map to resume from, or start a new one.
+fn open_map(plan: &ClonePlan, opts: &ExecOptions) -> Result<RescueMap> {
+    let comment = map_comment(plan);
+    if let Some(p) = &opts.map {
+        if p.exists() {
+            let m = RescueMap::load(p)?;
+            if m.size() != plan.source_bytes || m.comment.trim() != comment.trim() {
+                bail!("map {} belongs to another clone ({}); remove it or name another map file", p.display(), m.comment.replace('\n', "; "));
+            }
+            return Ok(m);
+        }
+    }
+    let mut m = RescueMap::new(plan.source_bytes);
+    m.comment = comment;
+    Ok(m)
+}
+
+/// Run a clone plan. `src` must be open read-only, `tgt` through the write guard.
+pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, progress: Progress<'_>) -> Result<CloneReport> {
+    let t0 = Instant::now();
+    let lbs = plan.logical_sector as u64;
+    let mut map = open_map(plan, opts)?;
+    let ranges: Vec<(u64, u64)> = plan.regions.iter().map(|r| (r.start, r.len)).collect();
+    let resumed: u64 = plan.copy_bytes - ranges.iter().flat_map(|&(s, l)| map.unfinished_within(s, l)).map(|r| r.1).sum::<u64>();
+    // 1. Make the target look blank while it is incomplete.
+    let zero = vec![0u8; lbs as usize];
+    for off in [0, lbs, plan.target_bytes - lbs] {
+        tgt.write_all_at(&zero, off).with_context(|| format!("clearing the target's old table at byte {off}"))?;
+    }
+    tgt.sync_all().context("flushing the target")?;
+    if plan.target_bytes - lbs < plan.source_bytes {
+        // That sector was just cleared; a resumed run must copy it again.
+        map.mark(plan.target_bytes - lbs, lbs, Status::NonTried);
+    }
+    // 2. The regions.
+    let copy = CopyOptions { sector: plan.logical_sector, hash: opts.verify, ..opts.copy.clone() };
+    let map_path = opts.map.clone();
+    let mut save = |m: &RescueMap| -> Result<()> {
+        match &map_path {
+            Some(p) => m.save(p, 0, 1),
+            None => Ok(()),
+        }
+    };
+    let stats = copy_ranges(src, tgt, &ranges, &mut map, &copy, progress, &mut save)?;
+    // 3. Backup GPT at the end.
+    if let Some(g) = &plan.gpt {
+        tgt.write_all_at(&g.entries, g.backup_entries_lba * lbs).context("writing the backup GPT entries")?;
+        tgt.write_all_at(&g.backup_header, g.backup_header_lba * lbs).context("writing the backup GPT header")?;
+    }
+    tgt.sync_all().context("flushing the target")?;
+    // 4. The head, last.
+    let head = expected_head(plan, src)?;
+    tgt.write_all_at(&head, 0).context("writing sector 0 and the primary GPT")?;
+    tgt.sync_all().context("flushing the target")?;
+    map.mark(0, plan.head_bytes, Status::Finished);
+    save(&map)?;
+    // 5. Verify.
+    let (verified, mismatches) = if opts.verify {
+        let mut quiet = |_: u64, _: u64| {};
+        let mut bad = verify_hashes(tgt, &stats.hashes, &mut quiet)?;
+        let mut back = vec![0u8; head.len()];
+        tgt.read_exact_at(&mut back, 0).context("reading back the target's head")?;
+        if back != head {
+            bad.insert(0, 0);
+        }
+        if let Some(g) = &plan.gpt {
+            let mut b = vec![0u8; g.backup_header.len()];
+            tgt.read_exact_at(&mut b, g.backup_header_lba * lbs)?;
+            if b != g.backup_header {
+                bad.push(g.backup_header_lba * lbs);
+            }
+        }
+        (Some(bad.is_empty()), bad)
+    } else {
+        (None, Vec::new())
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(CloneReport {
+        mode: plan.mode,
+        source: plan.source.clone(),
+        target: plan.target.clone(),
+        bytes_planned: plan.copy_bytes,
+        bytes_read: stats.bytes_read,
+        bytes_written: stats.bytes_written,
+        bytes_resumed: resumed,
+        seconds,
+        mib_per_second: stats.bytes_written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        direct_io: stats.direct,
+        verified,
+        mismatches,
+        bad_ranges: stats.bad,
+        gpt_relocated: plan.gpt.is_some(),
+        peak_rss_bytes: peak_rss(),
+    })
+}
+
+/// The first `head_bytes` of the target: the source's, with the protective MBR resized and
+/// the primary header replaced.
+fn expected_head(plan: &ClonePlan, src: &File) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; plan.head_bytes as usize];
+    src.read_exact_at(&mut head, 0).context("reading the source's sector 0 and primary GPT")?;
+    if let Some(g) = &plan.gpt {
+        let lbs = plan.logical_sector as usize;
+        patch_protective_mbr(&mut head[..lbs], plan.target_bytes, plan.logical_sector);
+        head[lbs..2 * lbs].copy_from_slice(&g.primary_header);
+        let e = g.primary_entries_lba as usize * lbs;
+        head[e..e + g.entries.len()].copy_from_slice(&g.entries);
+    }
+    Ok(head)
+}

@@ -1,0 +1,130 @@
+//! The `sysclone clone` command on real loop devices: killed mid-clone, the target does not
+//! look complete; run again with the same map, it resumes and finishes.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sysclone_testutil::{make_gpt_disk, require_root, run, FaultyDisk, Loop};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sysclone");
+
+#[test]
+fn killed_clone_is_incomplete_and_resumes_from_its_map() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
+    let map = t.path().join("clone.map");
+    let tgt = Loop::new(&tgt_img, 512);
+
+    // A slow source (8 MiB/s), killed after about four seconds.
+    {
+        let slow = FaultyDisk::with_limit(&src_img, &[], Some(8 << 20));
+        let mut child = Command::new(BIN)
+            .args(["clone", "--source", slow.dev(), "--target", &tgt.0, "--yes", "--map", map.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !(map.exists() && t0.elapsed() > Duration::from_secs(4)) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "no map after 60 s");
+            assert!(child.try_wait().unwrap().is_none(), "the clone ended before it could be killed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let b = fs::read(&tgt_img).unwrap();
+    assert_ne!(&b[512..520], b"EFI PART", "an interrupted clone must not have a primary GPT");
+    let map_text = fs::read_to_string(&map).unwrap();
+    assert!(map_text.contains("  +") && map_text.contains("  ?"), "map of a half-done clone:\n{map_text}");
+
+    // Resume at full speed.
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let out = Command::new(BIN).args(["clone", "--source", &src.0, "--target", &tgt.0, "--yes", "--verify", "--map", map.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resumed = report["bytes_resumed"].as_u64().unwrap();
+    let read = report["bytes_read"].as_u64().unwrap();
+    assert!(resumed > 8 << 20, "{report}");
+    assert_eq!(read + resumed, report["bytes_planned"].as_u64().unwrap(), "{report}");
+    assert_eq!(report["verified"], true);
+    drop(src);
+    let a = fs::read(&src_img).unwrap();
+    let b = fs::read(&tgt_img).unwrap();
+    assert!(a[1024..] == b[1024..a.len()], "the resumed clone differs from the source");
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+}
+
+#[test]
+fn guard_refusal_exits_3_and_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
+    let src = Loop::new(&src_img, 512);
+    let before = sysclone_testutil::sha256(&src_img);
+    let out = Command::new(BIN).args(["clone", "--source", &src.0, "--target", &src.0, "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it is the source of this job"));
+    drop(src);
+    assert_eq!(sysclone_testutil::sha256(&src_img), before);
+}
+
+/// Mount `dev` read-only with `how` ("ext4" through the kernel, "ntfs" through ntfs-3g),
+/// or copy a FAT volume out with mtools; return the directory holding the files.
+fn files_of(dev: &str, how: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let d = dir.join(dev.trim_start_matches("/dev/"));
+    fs::create_dir_all(&d).unwrap();
+    match how {
+        "ext4" => run("mount", &["-o", "ro", dev, d.to_str().unwrap()]),
+        "ntfs" => run("ntfs-3g", &["-o", "ro", dev, d.to_str().unwrap()]),
+        _ => run("mcopy", &["-s", "-n", "-i", dev, "::/", d.to_str().unwrap()]),
+    };
+    d
+}
+
+#[test]
+fn smart_clone_copies_only_used_blocks_and_filesystems_check_clean() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = sysclone_testutil::make_multi_fs_disk(t.path());
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "300M", tgt_img.to_str().unwrap()]);
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=300", "conv=notrunc", "status=none"]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = Command::new(BIN).args(["clone", "--mode", "smart", "--source", &src.0, "--target", &tgt.0, "--yes", "--verify", "--json"]).output().unwrap();
+    assert!(out.status.success(), "smart clone failed: {}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = report["bytes_planned"].as_u64().unwrap();
+    assert_eq!(report["bytes_read"].as_u64().unwrap(), planned, "read more than the plan: {report}");
+    assert!(planned < 96 << 20, "a mostly empty 256 MiB disk should need far less: {report}\n{log}");
+    assert_eq!(report["verified"], true);
+    for fs_kind in ["vfat", "ext4", "ntfs"] {
+        assert!(log.contains(&format!(", {fs_kind}, ")) || log.contains(&format!("{fs_kind},")), "plan does not mention {fs_kind}:\n{log}");
+    }
+
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    run("fsck.fat", &["-n", &tgt.part(1)]);
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    run("ntfsfix", &["-n", &tgt.part(3)]);
+    assert!(run("file", &["-s", &tgt.part(4)]).contains("swap"), "swap signature missing");
+
+    let m = t.path().join("m");
+    for (n, how) in [(1, "fat"), (2, "ext4"), (3, "ntfs")] {
+        let a = files_of(&src.part(n), how, &m);
+        let b = files_of(&tgt.part(n), how, &m);
+        let diff = Command::new("diff").args(["-r", a.to_str().unwrap(), b.to_str().unwrap()]).output().unwrap();
+        if how != "fat" {
+            let _ = Command::new("umount").arg(&a).status();
+            let _ = Command::new("umount").arg(&b).status();
+        }
+        assert!(diff.status.success(), "partition {n} ({how}) files differ:\n{}", String::from_utf8_lossy(&diff.stdout));
+    }
+}
