@@ -27,6 +27,8 @@ pub struct ExecOptions {
     pub verify: bool,
     /// Keep a ddrescue-format map here (and resume from it if it exists).
     pub map: Option<PathBuf>,
+    /// After a smart clone, discard (TRIM) the target's space the plan did not write.
+    pub discard_unused: bool,
 }
 
 /// What a clone did.
@@ -50,6 +52,8 @@ pub struct CloneReport {
     /// Unreadable source ranges (byte offset, length), written as zeros.
     pub bad_ranges: Vec<(u64, u64)>,
     pub gpt_relocated: bool,
+    /// Bytes of the target discarded (`--discard-unused`).
+    pub bytes_discarded: u64,
     pub peak_rss_bytes: u64,
 }
 
@@ -122,6 +126,7 @@ pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, pro
     tgt.sync_all().context("flushing the target")?;
     map.mark(0, plan.head_bytes, Status::Finished);
     save(&map)?;
+    let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart { discard_unused(plan, tgt)? } else { 0 };
     // 5. Verify.
     let (verified, mismatches) = if opts.verify {
         let mut quiet = |_: u64, _: u64| {};
@@ -158,8 +163,46 @@ pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, pro
         mismatches,
         bad_ranges: stats.bad,
         gpt_relocated: plan.gpt.is_some(),
+        bytes_discarded,
         peak_rss_bytes: peak_rss(),
     })
+}
+
+/// The target ranges a smart plan leaves alone: between the head and the backup GPT, outside
+/// every region. Pure, for testing.
+pub fn unused_ranges(plan: &ClonePlan) -> Vec<(u64, u64)> {
+    let lbs = plan.logical_sector as u64;
+    let end = plan.gpt.as_ref().map(|g| g.backup_entries_lba * lbs).unwrap_or(plan.target_bytes);
+    let mut out = Vec::new();
+    let mut pos = plan.head_bytes;
+    for r in &plan.regions {
+        if r.start > pos {
+            out.push((pos, r.start.min(end) - pos));
+        }
+        pos = pos.max(r.start + r.len);
+    }
+    if end > pos {
+        out.push((pos, end - pos));
+    }
+    out.retain(|r| r.1 > 0);
+    out
+}
+
+fn discard_unused(plan: &ClonePlan, tgt: &File) -> Result<u64> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    if !tgt.metadata()?.file_type().is_block_device() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for (s, l) in unused_ranges(plan) {
+        match sysclone_disk::sys::discard(tgt.as_fd(), s, l) {
+            Ok(()) => n += l,
+            // Devices without discard support: nothing to do.
+            Err(_) => return Ok(n),
+        }
+    }
+    Ok(n)
 }
 
 /// The first `head_bytes` of the target: the source's, with the protective MBR resized and

@@ -16,6 +16,7 @@ mod ioctl {
     nix::ioctl_none!(blkflsbuf, 0x12, 97);
     nix::ioctl_write_ptr_bad!(blkroset, nix::request_code_none!(0x12, 93), libc::c_int);
     nix::ioctl_read_bad!(blkroget, nix::request_code_none!(0x12, 94), libc::c_int);
+    nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
 }
 
 /// Size of a block device in bytes (BLKGETSIZE64).
@@ -79,4 +80,12 @@ pub fn is_read_only(fd: BorrowedFd<'_>) -> Result<bool> {
     // SAFETY: valid fd; the kernel writes one int.
     unsafe { ioctl::blkroget(fd.as_raw_fd(), &mut v) }?;
     Ok(v != 0)
+}
+
+/// Discard (TRIM) a byte range of a block device (BLKDISCARD). Never relied on for zeroes.
+pub fn discard(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
+    let range = [start, len];
+    // SAFETY: valid fd; the kernel reads two u64 from a valid pointer.
+    unsafe { ioctl::blkdiscard(fd.as_raw_fd(), &range) }?;
+    Ok(())
 }

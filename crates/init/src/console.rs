@@ -32,19 +32,107 @@ pub fn log_text() -> String {
     LOG.lock().map(|l| l.join("\n")).unwrap_or_default()
 }
 
-/// A progress printer that says something every 10 % (and at the end).
-pub fn progress_printer(what: &str) -> impl FnMut(u64, u64) + '_ {
-    let mut last = u64::MAX;
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// A live bar, redrawn in place (a terminal).
+    Bar,
+    /// A line every 10 % or 10 seconds (serial consoles, logs).
+    Plain,
+    /// One JSON object a second: `{"event":"progress",…}`.
+    Json,
+    /// Nothing.
+    Quiet,
+}
+
+static STYLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+/// Choose the progress style for this process.
+pub fn set_progress_style(s: ProgressStyle) {
+    STYLE.store(s as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn style() -> ProgressStyle {
+    match STYLE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => ProgressStyle::Bar,
+        2 => ProgressStyle::Json,
+        3 => ProgressStyle::Quiet,
+        _ => ProgressStyle::Plain,
+    }
+}
+
+/// `1:02:03` or `2:03`.
+pub fn clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// A progress reporter for one phase (`copy`, `verify`, …): bytes done and total, rate, ETA,
+/// in the process's [`ProgressStyle`].
+pub fn progress_printer(phase: &str) -> impl FnMut(u64, u64) + '_ {
     let t0 = uptime();
+    let mut last_t = f64::MIN;
+    let mut last_pct = u64::MAX;
+    let style = style();
     move |done, total| {
+        let now = uptime();
+        let secs = (now - t0).max(1e-3);
+        let rate = done as f64 / secs;
+        let eta = if rate > 0.0 { (total.saturating_sub(done)) as f64 / rate } else { 0.0 };
         let pct = done.saturating_mul(100) / total.max(1);
-        if pct / 10 != last / 10 || done == total {
-            if last == pct {
-                return;
+        let end = done >= total;
+        match style {
+            ProgressStyle::Quiet => {}
+            ProgressStyle::Bar => {
+                if now - last_t < 0.1 && !end {
+                    return;
+                }
+                last_t = now;
+                let filled = (pct as usize * 30 / 100).min(30);
+                eprint!(
+                    "\r{phase}: [{}{}] {pct:3}%  {} / {}  {:.0} MiB/s  ETA {}   ",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    sysclone_disk::human_bytes(done),
+                    sysclone_disk::human_bytes(total),
+                    rate / 1048576.0,
+                    clock(eta)
+                );
+                if end {
+                    eprintln!();
+                }
             }
-            last = pct;
-            let secs = (uptime() - t0).max(1e-3);
-            say(&format!("{what}: {pct:3}%  {} MiB of {} MiB  {:.1} MiB/s", done >> 20, total >> 20, done as f64 / 1048576.0 / secs));
+            ProgressStyle::Plain => {
+                if (pct / 10 == last_pct / 10 && now - last_t < 10.0) && !(end && last_pct != pct) {
+                    return;
+                }
+                last_pct = pct;
+                last_t = now;
+                say(&format!("{phase}: {pct:3}%  {} of {}  {:.1} MiB/s  ETA {}", sysclone_disk::human_bytes(done), sysclone_disk::human_bytes(total), rate / 1048576.0, clock(eta)));
+            }
+            ProgressStyle::Json => {
+                if now - last_t < 1.0 && !end {
+                    return;
+                }
+                last_t = now;
+                eprintln!("{{\"event\":\"progress\",\"phase\":\"{phase}\",\"done\":{done},\"total\":{total},\"bytes_per_second\":{:.0},\"eta_seconds\":{:.0}}}", rate, eta);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks() {
+        assert_eq!(clock(0.0), "0:00");
+        assert_eq!(clock(75.4), "1:15");
+        assert_eq!(clock(3723.0), "1:02:03");
     }
 }

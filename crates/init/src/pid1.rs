@@ -121,6 +121,7 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
         mode: job.mode,
         verify: job.verify,
         map: None,
+        discard_unused: false,
     };
     let outcome = run_clone(&opts)?;
     say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&outcome).unwrap_or_default()));
@@ -152,6 +153,7 @@ fn interactive(setup: &Setup) -> Result<()> {
         mode: crate::job::Mode::Exact,
         verify: true,
         map: None,
+        discard_unused: false,
     };
     run_clone(&opts)?;
     say("SYSCLONE-RESULT ok");

@@ -43,6 +43,8 @@ pub struct CloneOptions {
     pub verify: bool,
     /// ddrescue-format map: written as the clone goes, resumed from when it exists.
     pub map: Option<PathBuf>,
+    /// TRIM what a smart clone did not write.
+    pub discard_unused: bool,
 }
 
 /// What a clone did.
@@ -120,7 +122,7 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let need = plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes);
     let th = open_target(&tgt, &ctx, need, Some(src.logical_sector))?;
     let mut progress = progress_printer("copy");
-    let exec = ExecOptions { verify: opts.verify, map: opts.map.clone(), ..Default::default() };
+    let exec = ExecOptions { verify: opts.verify, map: opts.map.clone(), discard_unused: opts.discard_unused, ..Default::default() };
     let report = execute(&plan, &sh.file, &th.file, &exec, &mut progress).with_context(|| format!("cloning {} to {}", src.name, tgt.name))?;
     say(&format!(
         "copied {} MiB in {:.1} s ({:.1} MiB/s{}){}{}; peak memory {} MiB",

@@ -144,9 +144,9 @@ pub fn run(cmd: BootCmd) -> Result<()> {
             let vars = open(&common)?;
             let listing = BootListing::read(&vars)?;
             if common.json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
+                out(&format!("{}\n", serde_json::to_string_pretty(&listing)?));
             } else {
-                print!("{}", listing.to_text(verbose));
+                out(&listing.to_text(verbose));
             }
             Ok(())
         }
@@ -188,12 +188,13 @@ pub fn run(cmd: BootCmd) -> Result<()> {
                 let order = vars.boot_order()?;
                 let missing = edit::missing_entries(&vars, &order)?;
                 if common.json {
-                    println!("{}", serde_json::to_string_pretty(&json!({ "boot_order": order, "missing": missing }))?);
+                    out(&format!("{}\n", serde_json::to_string_pretty(&json!({ "boot_order": order, "missing": missing }))?));
                 } else {
-                    println!("BootOrder: {}", order_text(&order));
+                    let mut text = format!("BootOrder: {}\n", order_text(&order));
                     for n in missing {
-                        println!("warning: BootOrder names {}, which does not exist", boot_var_name(n));
+                        text.push_str(&format!("warning: BootOrder names {}, which does not exist\n", boot_var_name(n)));
                     }
+                    out(&text);
                 }
                 return Ok(());
             }
@@ -245,23 +246,31 @@ fn open(common: &Common) -> Result<EfiVars> {
     Ok(vars)
 }
 
+/// Writes to standard output; a closed pipe (`| head`) ends the output quietly.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+}
+
 /// Prints what changed and the listing afterwards (text), or one JSON object.
 fn finish(vars: &EfiVars, common: &Common, result: serde_json::Value, summary: &str) -> Result<()> {
     let changes = vars.changes();
     let listing = BootListing::read(vars)?;
     if common.json {
-        let out = json!({ "result": result, "changes": changes, "listing": listing });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        let doc = json!({ "result": result, "changes": changes, "listing": listing });
+        out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(());
     }
-    println!("{summary}");
+    let mut text = format!("{summary}\n");
     if changes.is_empty() {
-        println!("nothing to change: the variables already hold these values");
+        text.push_str("nothing to change: the variables already hold these values\n");
     }
     for c in &changes {
-        println!("  {c}");
+        text.push_str(&format!("  {c}\n"));
     }
-    print!("{}", listing.to_text(false));
+    text.push_str(&listing.to_text(false));
+    out(&text);
     Ok(())
 }
 

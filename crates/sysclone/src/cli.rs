@@ -11,8 +11,21 @@ use sysclone_init::run::{disks_now, run_clone, CloneOptions, Confirm};
 #[derive(Parser, Debug)]
 #[command(name = "sysclone", version, about = "Clone, migrate and rescue whole computers")]
 pub struct Cli {
+    /// How to show progress: a live bar, plain lines, JSON events (on standard error), or none
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProgressArg {
+    /// A bar on a terminal, plain lines otherwise
+    Auto,
+    Bar,
+    Plain,
+    Json,
+    None,
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +101,9 @@ pub struct CloneConfig {
     /// Keep a ddrescue-format map here; if it exists, resume the clone it describes
     #[arg(long)]
     pub map: Option<PathBuf>,
+    /// After a smart clone, TRIM the target's space that was not written
+    #[arg(long)]
+    pub discard_unused: bool,
     /// Show the plan, write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -115,6 +131,14 @@ pub enum JobCmd {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    use sysclone_init::console::{set_progress_style, ProgressStyle};
+    set_progress_style(match cli.progress {
+        ProgressArg::Auto if nix::unistd::isatty(std::io::stderr()).unwrap_or(false) => ProgressStyle::Bar,
+        ProgressArg::Auto | ProgressArg::Plain => ProgressStyle::Plain,
+        ProgressArg::Bar => ProgressStyle::Bar,
+        ProgressArg::Json => ProgressStyle::Json,
+        ProgressArg::None => ProgressStyle::Quiet,
+    });
     match cli.cmd {
         Cmd::Disks(c) => disks(c),
         Cmd::Clone(c) => clone(c),
@@ -157,6 +181,7 @@ fn clone(c: CloneConfig) -> Result<()> {
         },
         verify: c.verify,
         map: c.map,
+        discard_unused: c.discard_unused,
     };
     let outcome = run_clone(&opts)?;
     if let Some(r) = &outcome.copy {

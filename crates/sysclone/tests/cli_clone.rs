@@ -97,7 +97,9 @@ fn smart_clone_copies_only_used_blocks_and_filesystems_check_clean() {
     run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=300", "conv=notrunc", "status=none"]);
     let src = Loop::with_args(&src_img, &["--read-only"]);
     let tgt = Loop::new(&tgt_img, 512);
-    let out = Command::new(BIN).args(["clone", "--mode", "smart", "--source", &src.0, "--target", &tgt.0, "--yes", "--verify", "--json"]).output().unwrap();
+    let allocated = |p: &std::path::Path| run("du", &["-k", p.to_str().unwrap()]).split_whitespace().next().unwrap().parse::<u64>().unwrap() << 10;
+    assert!(allocated(&tgt_img) >= 299 << 20);
+    let out = Command::new(BIN).args(["clone", "--mode", "smart", "--source", &src.0, "--target", &tgt.0, "--yes", "--verify", "--discard-unused", "--json"]).output().unwrap();
     assert!(out.status.success(), "smart clone failed: {}", String::from_utf8_lossy(&out.stderr));
     let log = String::from_utf8_lossy(&out.stderr);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -105,6 +107,10 @@ fn smart_clone_copies_only_used_blocks_and_filesystems_check_clean() {
     assert_eq!(report["bytes_read"].as_u64().unwrap(), planned, "read more than the plan: {report}");
     assert!(planned < 96 << 20, "a mostly empty 256 MiB disk should need far less: {report}\n{log}");
     assert_eq!(report["verified"], true);
+    // The loop device passes discards on as holes in its backing file.
+    let discarded = report["bytes_discarded"].as_u64().unwrap();
+    assert!(discarded > 100 << 20, "{report}");
+    assert!(allocated(&tgt_img) < (300 << 20) - discarded + (8 << 20), "target still fully allocated after discard");
     for fs_kind in ["vfat", "ext4", "ntfs"] {
         assert!(log.contains(&format!(", {fs_kind}, ")) || log.contains(&format!("{fs_kind},")), "plan does not mention {fs_kind}:\n{log}");
     }
