@@ -1,6 +1,7 @@
 //! Filesystem used-block maps for the smart clone mode.
 //!
-//! [`used_map`] identifies what a partition holds (through `sysclone_disk::probe`) and, for
+//! [`used_map`] identifies what a partition holds (by magic numbers, with the names
+//! `sysclone_disk::probe` uses) and, for
 //! the filesystems it understands, returns the byte ranges that filesystem marks as in use:
 //!
 //! | fs | source of truth |
@@ -31,6 +32,7 @@ mod btrfs;
 mod ext;
 mod extents;
 mod fat;
+mod ident;
 mod ntfs;
 mod swap;
 
@@ -192,10 +194,10 @@ pub(crate) struct Parsed {
 
 fn map_source(src: &dyn Source) -> anyhow::Result<UsedMap> {
     let len = src.len();
-    let head_len = (sysclone_disk::probe::PROBE_BYTES as u64).min(len) as usize;
+    let head_len = (ident::HEAD as u64).min(len) as usize;
     let mut head = vec![0u8; head_len];
     src.read_raw(0, &mut head)?;
-    let kind = sysclone_disk::probe::probe(&head).map(|i| i.kind).unwrap_or_else(|| "unknown".into());
+    let kind = ident::identify(&head).to_string();
     let mut set = ExtentSet::new(len);
     let r = match kind.as_str() {
         "ext2" | "ext3" | "ext4" => ext::map(src, &mut set),

@@ -179,6 +179,25 @@ fn ntfs_mutations() {
 }
 
 #[test]
+fn btrfs_mutations() {
+    need_tool("mkfs.btrfs", "btrfs-progs");
+    let t = tempfile::tempdir().unwrap();
+    let mut rng = Rng(8);
+    let staging = t.path().join("c");
+    write_tree(&staging, &initial_tree(&mut rng, 300_000));
+    let img = t.path().join("btrfs.img");
+    sparse_image(&img, 128 << 20);
+    run("mkfs.btrfs", &["-q", "-f", "--rootdir", p(&staging), p(&img)]);
+    // Where the chunk tree's leaf is (its logical address; mkfs maps the first system
+    // chunk 1:1 onto the device, as the superblock's sys_chunk_array shows).
+    let dump = run("btrfs", &["inspect-internal", "dump-tree", "-t", "chunk", p(&img)]);
+    let leaf: u64 = dump.lines().find_map(|l| l.strip_prefix("leaf ")).and_then(|v| v.split_whitespace().next()?.parse().ok()).expect("chunk tree leaf");
+    // Superblock, its sys_chunk_array, the chunk tree leaf, the first MiB.
+    let regions = [hot(0x10000, 0x100, 4), hot(0x10000 + 0x32B, 0x100, 4), hot(leaf, 16384, 4), hot(0, 1 << 20, 1)];
+    mutate_case("btrfs", &img, &regions, 1500, 0xb7);
+}
+
+#[test]
 fn swap_mutations() {
     need_tool("mkswap", "util-linux");
     let t = tempfile::tempdir().unwrap();

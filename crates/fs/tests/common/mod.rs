@@ -223,6 +223,11 @@ pub fn map_image(img: &Path) -> UsedMap {
     let len = f.metadata().unwrap().len();
     let m = used_map(&f, 0, len).unwrap();
     check_invariants(&m, len);
+    // The same name as disk discovery's probe gives.
+    let mut head = vec![0u8; (sysclone_disk::probe::PROBE_BYTES as u64).min(len) as usize];
+    f.read_exact_at(&mut head, 0).unwrap();
+    let probed = sysclone_disk::probe::probe(&head).map(|i| i.kind).unwrap_or_else(|| "unknown".into());
+    assert_eq!(m.fs, probed, "sysclone-fs and sysclone_disk::probe name {} differently", img.display());
     m
 }
 
