@@ -10,7 +10,7 @@ mkdir -p "$CACHE" "$OUT"
 say() { printf '\n==> %s\n' "$*"; }
 
 install_deps() {
-    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools gdisk musl-tools
+    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools
                 util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc)
     local missing=()
     for p in "${pkgs[@]}"; do
@@ -50,6 +50,7 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone.toml" --out "$OUT/rescue"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-refuse-stick.toml" --out "$OUT/rescue-refuse"
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=list" --out "$OUT/rescue-list"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone-next.toml" --out "$OUT/rescue-next"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -184,3 +184,54 @@ fn disks_on_every_bus_are_seen_as_they_are() {
     assert_eq!(by_serial("SCSI1")["model"], by_serial("SCSI2")["model"]);
     assert!(by_serial("SCSI1")["model"].as_str().unwrap().contains("TWIN"));
 }
+
+/// `boot_entry = "next"` with a smart, verified clone: the first boot goes to the clone's
+/// entry (BootNext), the one after that to the unchanged BootOrder again.
+#[test]
+fn boot_next_tries_the_clone_once() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let tgt = w.join("tgt.img");
+    let stick = w.join("stick.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-next/sysclone-usb.img"), &stick).unwrap();
+    run("truncate", &["-s", "200M", tgt.to_str().unwrap()]);
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+
+    let mut m = Machine::new(w, "next1");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme(&src, "SRC1"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    let log = m.run(900);
+    assert!(log.contains("SYSCLONE-RESULT ok"), "{log}");
+    assert!(log.contains("smart clone"), "{log}");
+    let vars = firmware_vars(&m.vars);
+    let next = var(&vars, "BootNext").expect("BootNext set");
+    let n = u16s(next)[0];
+    let order = u16s(var(&vars, "BootOrder").unwrap());
+    assert_ne!(order.first(), Some(&n), "BootOrder must stay as it was: {order:04X?}");
+    assert_eq!(boot_description(var(&vars, &format!("Boot{n:04X}")).unwrap()), "sysclone clone on TGT1");
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "{v}");
+
+    // First boot: BootNext, the clone's entry.
+    let m2 = {
+        let mut m2 = Machine::with_vars(w, "next2", &m.vars);
+        m2.disk(Disk::virtio(&tgt, "TGT1"));
+        m2
+    };
+    let log2 = m2.run(600);
+    let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
+    assert_eq!(field(check, "bootcurrent"), format!("{n:04X}"), "{check}");
+    assert_eq!(field(check, "root-sha256"), expect_root, "{check}");
+    assert!(var(&firmware_vars(&m2.vars), "BootNext").is_none(), "the firmware keeps BootNext after using it");
+
+    // Second boot: back to BootOrder, which does not start with the clone's entry.
+    let mut m3 = Machine::with_vars(w, "next3", &m2.vars);
+    m3.disk(Disk::virtio(&tgt, "TGT1"));
+    let log3 = m3.run(600);
+    let check = line_with(&log3, "SYSCLONE-BOOTCHECK");
+    assert_ne!(field(check, "bootcurrent"), format!("{n:04X}"), "{check}");
+}

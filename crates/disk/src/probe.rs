@@ -72,7 +72,7 @@ pub fn probe(b: &[u8]) -> Option<FsInfo> {
             let hi = |o: usize| if incompat & 0x80 != 0 { le32(b, o).unwrap_or(0) as u64 } else { 0 };
             let blocks = le32(b, sb + 4).unwrap_or(0) as u64 | hi(sb + 0x150) << 32;
             let free = le32(b, sb + 12).unwrap_or(0) as u64 | hi(sb + 0x158) << 32;
-            info.used_bytes = blocks.checked_sub(free).map(|u| u * bsize);
+            info.used_bytes = blocks.checked_sub(free).and_then(|u| u.checked_mul(bsize));
         }
         return Some(info);
     }

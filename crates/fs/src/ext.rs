@@ -13,9 +13,11 @@
 //! Metadata blocks (bitmaps, inode tables) of every group are always marked, whatever the
 //! bitmaps say, so a BLOCK_UNINIT group that holds another group's tables is covered.
 
+use crate::crc::{crc16, crc32c};
 use crate::extents::{add_bitmap_runs, ExtentSet};
 use crate::{le16, le32, read, read_vec, whole, Parsed, Source, R};
 
+const COMPAT_HAS_JOURNAL: u32 = 0x4;
 const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 
 const INCOMPAT_FILETYPE: u32 = 0x2;
@@ -57,6 +59,7 @@ const RO_METADATA_CSUM: u32 = 0x400;
 /// Not: has_snapshot (0x80), replica (0x800).
 const RO_KNOWN: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x100 | 0x200 | 0x400 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000;
 
+const STATE_VALID: u16 = 0x1;
 const STATE_ERROR: u16 = 0x2;
 const BG_BLOCK_UNINIT: u16 = 0x2;
 
@@ -79,7 +82,21 @@ struct Geo {
     reserved_gdt: u64,
     sparse: bool,
     sparse2: Option<[u64; 2]>,
-    csum: bool,
+    csum: Csum,
+}
+
+/// How group descriptors are checksummed.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Csum {
+    None,
+    /// GDT_CSUM: CRC-16 over the UUID, the group number and the descriptor.
+    Crc16 {
+        uuid: [u8; 16],
+    },
+    /// METADATA_CSUM: CRC-32C from the filesystem's seed, low 16 bits kept.
+    Crc32c {
+        seed: u32,
+    },
 }
 
 impl Geo {
@@ -109,8 +126,13 @@ impl Geo {
         if ro & !RO_KNOWN != 0 {
             whole!("unknown read-only-compatible features {:#x}", ro & !RO_KNOWN);
         }
-        if le16(sb, 0x3A)? & STATE_ERROR != 0 {
+        let state = le16(sb, 0x3A)?;
+        if state & STATE_ERROR != 0 {
             whole!("the filesystem is marked as having errors: run e2fsck for a smart copy");
+        }
+        // Without a journal, an unclean unmount can leave allocations out of the bitmaps.
+        if state & STATE_VALID == 0 && compat & COMPAT_HAS_JOURNAL == 0 {
+            whole!("not cleanly unmounted: run e2fsck for a smart copy");
         }
         let is64 = incompat & INCOMPAT_64BIT != 0;
         let blocks = le32(sb, 0x04)? as u64 | if is64 { (le32(sb, 0x150)? as u64) << 32 } else { 0 };
@@ -177,6 +199,16 @@ impl Geo {
         if reserved_gdt > bs / 4 {
             whole!("{reserved_gdt} reserved GDT blocks is out of range");
         }
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&sb[0x68..0x78]);
+        let csum = if ro & RO_METADATA_CSUM != 0 {
+            let seed = if incompat & INCOMPAT_CSUM_SEED != 0 { le32(sb, 0x270)? } else { crc32c(!0, &uuid) };
+            Csum::Crc32c { seed }
+        } else if ro & RO_GDT_CSUM != 0 {
+            Csum::Crc16 { uuid }
+        } else {
+            Csum::None
+        };
         let sparse2 = if compat & COMPAT_SPARSE_SUPER2 != 0 { Some([le32(sb, 0x24C)? as u64, le32(sb, 0x250)? as u64]) } else { None };
         Ok(Geo {
             bs,
@@ -195,8 +227,34 @@ impl Geo {
             reserved_gdt,
             sparse: ro & RO_SPARSE_SUPER != 0,
             sparse2,
-            csum: ro & (RO_GDT_CSUM | RO_METADATA_CSUM) != 0,
+            csum,
         })
+    }
+
+    /// Whether descriptor `d` of group `g` carries the right checksum (always, without one).
+    fn desc_ok(&self, g: u64, d: &[u8]) -> bool {
+        let group = (g as u32).to_le_bytes();
+        let stored = u16::from_le_bytes([d[0x1E], d[0x1F]]);
+        let computed = match self.csum {
+            Csum::None => return true,
+            Csum::Crc32c { seed } => {
+                let c = crc32c(seed, &group);
+                let c = crc32c(c, &d[..0x1E]);
+                let c = crc32c(c, &[0, 0]);
+                (crc32c(c, &d[0x20..]) & 0xFFFF) as u16
+            }
+            Csum::Crc16 { uuid } => {
+                let c = crc16(!0, &uuid);
+                let c = crc16(c, &group);
+                let c = crc16(c, &d[..0x1E]);
+                if self.is64 {
+                    crc16(c, &d[0x20..])
+                } else {
+                    c
+                }
+            }
+        };
+        stored == computed
     }
 
     fn group_first(&self, g: u64) -> u64 {
@@ -282,6 +340,9 @@ pub(crate) fn map(src: &dyn Source, set: &mut ExtentSet) -> R<Parsed> {
         let bb = le32(d, 0x00)? as u64 | hi(0x20)?;
         let ib = le32(d, 0x04)? as u64 | hi(0x24)?;
         let it = le32(d, 0x08)? as u64 | hi(0x28)?;
+        if !geo.desc_ok(g, d) {
+            whole!("group {g}'s descriptor checksum does not match");
+        }
         let flags = le16(d, 0x12)?;
         if bb >= geo.blocks || ib >= geo.blocks || it.checked_add(geo.itb).is_none_or(|e| e > geo.blocks) {
             whole!("group {g}'s bitmaps or inode table lie outside the filesystem");
@@ -292,7 +353,7 @@ pub(crate) fn map(src: &dyn Source, set: &mut ExtentSet) -> R<Parsed> {
 
         let first = geo.group_first(g);
         let last = (first + geo.bpg).min(geo.blocks);
-        if geo.csum && flags & BG_BLOCK_UNINIT != 0 {
+        if geo.csum != Csum::None && flags & BG_BLOCK_UNINIT != 0 {
             let end = first.saturating_add(geo.base_meta(g)).min(last);
             set.add_range(first * bs, end * bs);
         } else {
@@ -326,7 +387,7 @@ mod tests {
             reserved_gdt: 127,
             sparse,
             sparse2,
-            csum: true,
+            csum: Csum::None,
         }
     }
 

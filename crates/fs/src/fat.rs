@@ -79,15 +79,7 @@ fn parse(b: &[u8], part_len: u64) -> R<Bpb> {
     if ((clusters + 2) * bits).div_ceil(8) > fatsz * bps {
         whole!("the FAT is too small for {clusters} clusters");
     }
-    Ok(Bpb {
-        cluster: spc * bps,
-        fat_start: rsvd * bps,
-        fat_bytes: fatsz * bps,
-        nfats,
-        data_start: data_sec * bps,
-        clusters,
-        kind,
-    })
+    Ok(Bpb { cluster: spc * bps, fat_start: rsvd * bps, fat_bytes: fatsz * bps, nfats, data_start: data_sec * bps, clusters, kind })
 }
 
 /// Entry `n` (absolute cluster number) from `buf`, which holds the FAT from entry `base`

@@ -1,22 +1,23 @@
 //! Filesystem used-block maps for the smart clone mode.
 //!
 //! [`used_map`] identifies what a partition holds (by magic numbers, with the names
-//! `sysclone_disk::probe` uses) and, for
-//! the filesystems it understands, returns the byte ranges that filesystem marks as in use:
+//! `sysclone_disk::probe` uses) and, for the filesystems it understands, returns the byte
+//! ranges that filesystem marks as in use:
 //!
 //! | fs | source of truth |
 //! |---|---|
-//! | ext2/3/4 | block bitmaps per group; `BLOCK_UNINIT` groups computed (superblock/GDT backups, metadata) |
+//! | ext2/3/4 | block bitmaps per group (descriptor checksums verified); `BLOCK_UNINIT` groups computed (superblock/GDT backups, metadata) |
 //! | FAT12/16/32 | reserved area + FATs + root directory, then every cluster whose FAT entry is non-zero |
 //! | NTFS | `$Bitmap` (MFT record 6, found through `$MFT`'s own runlist), boot sector and its backup |
 //! | swap | the header page only |
 //! | btrfs (one device) | every allocated chunk on the device (chunk tree), the superblock copies, the first MiB |
 //! | anything else | the whole partition (`whole = true`, with a note) |
 //!
-//! Every parser validates what it reads. A structure that does not make sense, or a feature
-//! that changes what "used" means (an ext4 journal that needs recovery, a dirty NTFS volume,
-//! multi-device btrfs) turns into a whole-partition map with a note: over-copying is safe,
-//! under-copying is not. Errors (`Err`) are reserved for failing reads of the device.
+//! Every parser validates what it reads. A structure that does not make sense, or a state
+//! in which the allocation map cannot be trusted (an ext journal that needs recovery, an
+//! uncleanly unmounted ext2, a descriptor failing its checksum, a dirty NTFS volume,
+//! multi-device or RAID btrfs) turns into a whole-partition map with a note: over-copying is
+//! safe, under-copying is not. Errors (`Err`) are reserved for failing reads of the device.
 //! Memory stays bounded: metadata is streamed in chunks, and an extent list that grows past
 //! [`MAX_EXTENTS`] is coarsened by merging the smallest gaps (which only over-copies).
 
@@ -29,6 +30,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 mod btrfs;
+mod crc;
 mod ext;
 mod extents;
 mod fat;
@@ -36,8 +38,8 @@ mod ident;
 mod ntfs;
 mod swap;
 
-pub use extents::MAX_EXTENTS;
 use extents::ExtentSet;
+pub use extents::MAX_EXTENTS;
 
 /// A byte range relative to the partition start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -154,7 +154,16 @@ fn ext4_default() {
 
 #[test]
 fn ext4_without_flex_bg() {
-    ext_case(Case { name: "ext4-noflex", mkfs: "mkfs.ext4", opts: &["-O", "^flex_bg"], size: 128 << 20, fs: "ext4", uninit: false, exact: true, max_share: 0.2 });
+    ext_case(Case {
+        name: "ext4-noflex",
+        mkfs: "mkfs.ext4",
+        opts: &["-O", "^flex_bg"],
+        size: 128 << 20,
+        fs: "ext4",
+        uninit: false,
+        exact: true,
+        max_share: 0.2,
+    });
 }
 
 #[test]
@@ -227,4 +236,69 @@ fn leaving_out_a_used_extent_is_detected() {
     smart_copy(&img, &clone, &map, 2);
     let e = check_clone(&img, &clone, &tree, &t.path().join("bad")).expect_err("a clone missing 64 KiB of used data passed the checks");
     assert!(e.contains("big.bin"), "{e}");
+}
+
+/// States where the bitmaps cannot be trusted, or the partition is too small: whole copy.
+#[test]
+fn states_that_force_a_whole_copy() {
+    use std::os::unix::fs::FileExt;
+    need_tool("mkfs.ext4", "e2fsprogs");
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("e.img");
+    sparse_image(&img, 16 << 20);
+    run("mkfs.ext4", &["-q", "-F", p(&img)]);
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&img).unwrap();
+    let len = 16 << 20;
+    let ok = sysclone_fs::used_map(&f, 0, len).unwrap();
+    assert!(!ok.whole && ok.fs == "ext4");
+    let patch = |off: u64, or: u32, want: &str| {
+        let mut b = [0u8; 4];
+        f.read_exact_at(&mut b, off).unwrap();
+        f.write_all_at(&(u32::from_le_bytes(b) | or).to_le_bytes(), off).unwrap();
+        let m = sysclone_fs::used_map(&f, 0, len).unwrap();
+        check_invariants(&m, len);
+        assert!(m.whole && m.note.as_deref().unwrap_or("").contains(want), "{want}: {m:?}");
+        f.write_all_at(&b, off).unwrap();
+    };
+    patch(1024 + 0x60, 0x4, "journal needs recovery");
+    patch(1024 + 0x60, 0x8000_0000, "unknown incompatible");
+    patch(1024 + 0x64, 0x80, "unknown read-only");
+    patch(1024 + 0x3A - 2, 0x2 << 16, "errors");
+    // A descriptor (group 0's, in block 2 of this 1 KiB-block filesystem) that fails its
+    // checksum, so its BLOCK_UNINIT flag cannot be trusted either.
+    assert_eq!(run("dumpe2fs", &["-h", p(&img)]).lines().find(|l| l.starts_with("Block size:")).unwrap().split_whitespace().last(), Some("1024"));
+    patch(2048 + 0x0C, 0x4000, "checksum");
+    // An ext2 that was not cleanly unmounted (no journal to tell what changed).
+    let e2 = t.path().join("e2.img");
+    sparse_image(&e2, 8 << 20);
+    run("mkfs.ext2", &["-q", "-F", p(&e2)]);
+    let g = std::fs::OpenOptions::new().read(true).write(true).open(&e2).unwrap();
+    assert!(!sysclone_fs::used_map(&g, 0, 8 << 20).unwrap().whole);
+    g.write_all_at(&[0u8, 0], 1024 + 0x3A).unwrap();
+    let m = sysclone_fs::used_map(&g, 0, 8 << 20).unwrap();
+    assert!(m.whole && m.note.unwrap().contains("not cleanly unmounted"));
+    let m = sysclone_fs::used_map(&f, 0, len - 4096).unwrap();
+    assert!(m.whole && m.note.unwrap().contains("larger than the partition"));
+    // Every patch was undone.
+    let m = sysclone_fs::used_map(&f, 0, len).unwrap();
+    assert_eq!(m.extents, ok.extents);
+}
+
+/// metadata_csum_seed: descriptors are checksummed from the stored seed, not the UUID
+/// (which `tune2fs -U` changed afterwards).
+#[test]
+fn ext4_metadata_csum_seed_after_uuid_change() {
+    need_tool("mkfs.ext4", "e2fsprogs");
+    need_tool("tune2fs", "e2fsprogs");
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("e.img");
+    sparse_image(&img, 64 << 20);
+    run("mkfs.ext4", &["-q", "-F", "-O", "metadata_csum_seed", p(&img)]);
+    run("tune2fs", &["-U", "random", p(&img)]);
+    run("e2fsck", &["-fn", p(&img)]);
+    let m = map_image(&img);
+    assert!(!m.whole, "{:?}", m.note);
+    let h = run("dumpe2fs", &["-h", p(&img)]);
+    let (bs, blocks, free) = (dumpe2fs_field(&h, "Block size:"), dumpe2fs_field(&h, "Block count:"), dumpe2fs_field(&h, "Free blocks:"));
+    assert_eq!(m.used_bytes, (blocks - free) * bs);
 }

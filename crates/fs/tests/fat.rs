@@ -83,7 +83,11 @@ fn fat_case(name: &str, mkfs_args: &[&str], size: u64, big: usize, bits: &str, m
     write_tree(&late_dir, &late);
     put_dir(&img, &late_dir);
     tree.extend(late);
-    let doomed: Vec<String> = tree.keys().filter(|k| k.starts_with("doomed/x") || (k.starts_with("small/") && k.ends_with("3.txt")) || k.as_str() == "medium/m1.bin").cloned().collect();
+    let doomed: Vec<String> = tree
+        .keys()
+        .filter(|k| k.starts_with("doomed/x") || (k.starts_with("small/") && k.ends_with("3.txt")) || k.as_str() == "medium/m1.bin")
+        .cloned()
+        .collect();
     for k in &doomed {
         mtools("mdel", &img, &[&format!("::/{k}")]);
         tree.remove(k);

@@ -19,7 +19,9 @@ struct Hot {
     weight: u64,
 }
 
+/// `SYSCLONE_FS_MUTATIONS=N` multiplies the iterations by N for a longer soak.
 fn mutate_case(name: &str, img: &Path, hot: &[Hot], iterations: usize, seed: u64) {
+    let iterations = iterations * std::env::var("SYSCLONE_FS_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1usize);
     let f = OpenOptions::new().read(true).write(true).open(img).unwrap();
     let len = f.metadata().unwrap().len();
     let clean = used_map(&f, 0, len).unwrap();
@@ -118,7 +120,11 @@ fn ext4_mutations() {
     let mut rng = Rng(5);
     let staging = t.path().join("c");
     write_tree(&staging, &initial_tree(&mut rng, 300_000));
-    for (name, opts) in [("ext4-1k", &["-b", "1024", "-O", "64bit,meta_bg,^resize_inode"][..]), ("ext4-4k", &["-b", "4096", "-g", "2048", "-N", "512"][..]), ("ext2", &["-t", "ext2", "-b", "1024"][..])] {
+    for (name, opts) in [
+        ("ext4-1k", &["-b", "1024", "-O", "64bit,meta_bg,^resize_inode"][..]),
+        ("ext4-4k", &["-b", "4096", "-g", "2048", "-N", "512"][..]),
+        ("ext2", &["-t", "ext2", "-b", "1024"][..]),
+    ] {
         let img = t.path().join(format!("{name}.img"));
         sparse_image(&img, 24 << 20);
         let mut args = vec!["-q", "-F"];
@@ -173,7 +179,8 @@ fn ntfs_mutations() {
         let cs = bps * b[13] as u64;
         let mft = u64::from_le_bytes(b[0x30..0x38].try_into().unwrap()) * cs;
         // Boot sector; MFT records 0..8 ($MFT, $Volume, $Bitmap among them); the bitmap.
-        let regions = [hot(0, 0x50, 6), hot(mft, 1024, 6), hot(mft + 3 * 1024, 1024, 3), hot(mft + 6 * 1024, 1024, 6), hot(mft, 16 << 10, 2), hot(0, 16 << 20, 1)];
+        let regions =
+            [hot(0, 0x50, 6), hot(mft, 1024, 6), hot(mft + 3 * 1024, 1024, 3), hot(mft + 6 * 1024, 1024, 6), hot(mft, 16 << 10, 2), hot(0, 16 << 20, 1)];
         mutate_case(name, &img, &regions, 1500, 0x27f5 ^ cs);
     }
 }

@@ -81,3 +81,39 @@ fn ntfs_64k_clusters() {
 fn ntfs_4k_sectors() {
     ntfs_case("ntfs-s4096", &["-s", "4096"], 256 << 20, 0.15);
 }
+
+/// A volume marked dirty may have allocations only its log knows about: whole copy.
+#[test]
+fn dirty_volume_is_copied_whole() {
+    use std::os::unix::fs::FileExt;
+    need_tool("mkntfs", "ntfs-3g");
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("n.img");
+    sparse_image(&img, 32 << 20);
+    run("mkntfs", &["-F", "-f", "-q", p(&img)]);
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&img).unwrap();
+    let len = 32 << 20;
+    assert!(!sysclone_fs::used_map(&f, 0, len).unwrap().whole);
+    // $Volume is MFT record 3; find its $VOLUME_INFORMATION (0x70) and set VOLUME_IS_DIRTY.
+    let mut b = [0u8; 512];
+    f.read_exact_at(&mut b, 0).unwrap();
+    let cs = u16::from_le_bytes([b[11], b[12]]) as u64 * b[13] as u64;
+    let rec_off = u64::from_le_bytes(b[0x30..0x38].try_into().unwrap()) * cs + 3 * 1024;
+    let mut r = vec![0u8; 1024];
+    f.read_exact_at(&mut r, rec_off).unwrap();
+    assert_eq!(&r[..4], b"FILE");
+    let mut a = u16::from_le_bytes([r[0x14], r[0x15]]) as usize;
+    let flags_at = loop {
+        let ty = u32::from_le_bytes(r[a..a + 4].try_into().unwrap());
+        assert_ne!(ty, 0xFFFF_FFFF, "no $VOLUME_INFORMATION");
+        if ty == 0x70 {
+            break a + u16::from_le_bytes([r[a + 0x14], r[a + 0x15]]) as usize + 0x0A;
+        }
+        a += u32::from_le_bytes(r[a + 4..a + 8].try_into().unwrap()) as usize;
+    };
+    assert!(flags_at % 512 < 510, "the flags sit under a fixup");
+    f.write_all_at(&[r[flags_at] | 1], rec_off + flags_at as u64).unwrap();
+    let m = sysclone_fs::used_map(&f, 0, len).unwrap();
+    assert!(m.whole && m.note.as_deref().unwrap().contains("dirty"), "{m:?}");
+    assert_eq!(m.fs, "ntfs");
+}

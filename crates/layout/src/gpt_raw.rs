@@ -118,7 +118,7 @@ pub fn read_gpt<R: Read + Seek>(dev: &mut R, logical_sector: u32, disk_bytes: u6
     Ok(Some(RawGpt { logical_sector, header_sector: sector, header, entries }))
 }
 
-fn finish_header(mut sector: Vec<u8>, header_size: u32) -> Vec<u8> {
+pub(crate) fn finish_header(mut sector: Vec<u8>, header_size: u32) -> Vec<u8> {
     sector[16..20].fill(0);
     let crc = crc32fast::hash(&sector[..header_size as usize]);
     sector[16..20].copy_from_slice(&crc.to_le_bytes());

@@ -8,6 +8,7 @@ pub mod fnmatch;
 pub mod initramfs;
 pub mod modindex;
 pub mod modinfo;
+pub mod tools;
 pub mod usbimage;
 
 #[cfg(test)]
@@ -26,6 +27,11 @@ pub use modinfo::{
     find_elf_section, modinfo_from_bytes, module_name_from_path, normalize_alias,
     normalize_module_name, parse_builtin_modinfo, parse_modules_builtin, read_elf_section,
     read_modinfo, ModInfo, SoftDep,
+};
+pub use tools::{
+    find_program, host_realpath, parse_elf, tool_closure, BusyboxReport, ElfDeps, ProgramReport,
+    ToolBundle, ToolFile, ToolSet, BUSYBOX_APPLETS, DEFAULT_BUSYBOX, DEFAULT_TOOLS, LIBRARY_DIRS,
+    PROGRAM_DIRS,
 };
 pub use usbimage::{
     add_files_to_fat, build_usb_image, default_esp_size, esp_path_matches, fat_label, find_files,

@@ -203,7 +203,7 @@ pub fn make_multi_fs_disk(dir: &Path) -> PathBuf {
     run("mkfs.fat", &["-F", "32", "-n", "ESP", &p1]);
     let esp_src = dir.join("esp-content");
     fill_tree(&esp_src, 2 << 20, 1);
-    let esp_img = format!("{p1}");
+    let esp_img = p1.clone();
     for e in fs::read_dir(&esp_src).expect("dir").flatten() {
         run("mcopy", &["-s", "-i", &esp_img, e.path().to_str().expect("utf-8"), "::/"]);
     }

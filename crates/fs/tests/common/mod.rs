@@ -16,9 +16,8 @@ use sysclone_fs::{used_map, UsedMap};
 
 /// Panic unless `cmd` is installed.
 pub fn need_tool(cmd: &str, pkg: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).chain(["/sbin".into(), "/usr/sbin".into()]).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).chain(["/sbin".into(), "/usr/sbin".into()]).any(|d| d.join(cmd).is_file())).unwrap_or(false);
     assert!(found, "this test needs `{cmd}`: install the Debian package {pkg} (apt-get install -y {pkg})");
 }
 
@@ -125,7 +124,8 @@ pub fn churn(root: &Path, t: &mut Tree, rng: &mut Rng) {
     write_tree(root, &late);
     t.extend(late);
     sync_dir(root);
-    let doomed: Vec<String> = t.keys().filter(|k| k.starts_with("doomed/x") || (k.starts_with("small/") && k.ends_with("3.txt")) || k.as_str() == "medium/m1.bin").cloned().collect();
+    let doomed: Vec<String> =
+        t.keys().filter(|k| k.starts_with("doomed/x") || (k.starts_with("small/") && k.ends_with("3.txt")) || k.as_str() == "medium/m1.bin").cloned().collect();
     for k in doomed {
         fs::remove_file(root.join(&k)).unwrap();
         t.remove(&k);
