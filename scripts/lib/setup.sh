@@ -10,7 +10,7 @@ mkdir -p "$CACHE" "$OUT"
 say() { printf '\n==> %s\n' "$*"; }
 
 install_deps() {
-    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools
+    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils
                 util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc)
     local missing=()
     for p in "${pkgs[@]}"; do

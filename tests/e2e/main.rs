@@ -211,7 +211,7 @@ fn boot_next_tries_the_clone_once() {
     let next = var(&vars, "BootNext").expect("BootNext set");
     let n = u16s(next)[0];
     let order = u16s(var(&vars, "BootOrder").unwrap());
-    assert_ne!(order.first(), Some(&n), "BootOrder must stay as it was: {order:04X?}");
+    assert!(!order.contains(&n), "with boot_entry = \"next\" the job must not touch BootOrder: {order:04X?}");
     assert_eq!(boot_description(var(&vars, &format!("Boot{n:04X}")).unwrap()), "sysclone clone on TGT1");
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
@@ -228,10 +228,14 @@ fn boot_next_tries_the_clone_once() {
     assert_eq!(field(check, "root-sha256"), expect_root, "{check}");
     assert!(var(&firmware_vars(&m2.vars), "BootNext").is_none(), "the firmware keeps BootNext after using it");
 
-    // Second boot: back to BootOrder, which does not start with the clone's entry.
+    // Second boot: back to BootOrder (unchanged by the job), which does not start with the
+    // clone's entry. The firmware names what it starts; stop there. (Under QEMU, OVMF pruned
+    // the source's own auto-created entry when the stick was given a bootindex, so what it
+    // starts here is the next entry of the old order, not the source disk.)
     let mut m3 = Machine::with_vars(w, "next3", &m2.vars);
+    m3.disk(Disk::nvme(&src, "SRC1"));
     m3.disk(Disk::virtio(&tgt, "TGT1"));
-    let log3 = m3.run(600);
-    let check = line_with(&log3, "SYSCLONE-BOOTCHECK");
-    assert_ne!(field(check, "bootcurrent"), format!("{n:04X}"), "{check}");
+    let log3 = m3.run_until(600, Some("BdsDxe: starting Boot"));
+    let started = line_with(&log3, "BdsDxe: starting Boot");
+    assert!(!started.contains(&format!("Boot{n:04X}")), "the clone's entry was booted again: {started}");
 }

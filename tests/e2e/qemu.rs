@@ -104,6 +104,11 @@ impl Machine {
 
     /// Boot, wait for QEMU to exit (guest power-off or reboot), return the serial console.
     pub fn run(&self, timeout_s: u64) -> String {
+        self.run_until(timeout_s, None)
+    }
+
+    /// Like [`Machine::run`], but stop the machine as soon as a console line contains `stop`.
+    pub fn run_until(&self, timeout_s: u64, stop: Option<&str>) -> String {
         let accel = std::env::var("SYSCLONE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
         let log = self.dir.join(format!("{}.console.log", self.name));
         let mut cmd = Command::new("qemu-system-x86_64");
@@ -138,6 +143,12 @@ impl Machine {
                     }
                     text.push_str(&l);
                     text.push('\n');
+                    if stop.is_some_and(|p| l.contains(p)) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        fs::write(&log, &text).unwrap();
+                        return text;
+                    }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(_) => {}

@@ -221,6 +221,8 @@ fn reap() {
 pub fn main() -> ! {
     // Ctrl-Alt-Del arrives as SIGINT; SIGTERM is ignored (nothing may stop init halfway).
     let _ = nix::sys::reboot::set_cad_enabled(false);
+    // The kernel starts init with no PATH; bundled tools live where they did on the build host.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     // SAFETY: handlers set to the default-ignore disposition; no Rust code runs in a handler.
     unsafe {
         let _ = signal(Signal::SIGTERM, SigHandler::SigIgn);
