@@ -89,3 +89,87 @@ pub fn discard(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
     unsafe { ioctl::blkdiscard(fd.as_raw_fd(), &range) }?;
     Ok(())
 }
+
+/// `struct loop_info64` (linux/loop.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+/// `struct loop_config` (linux/loop.h, LOOP_CONFIGURE since Linux 5.8).
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+mod loop_ioctl {
+    nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
+    nix::ioctl_write_ptr_bad!(loop_configure, 0x4C0A, super::LoopConfig);
+    nix::ioctl_none_bad!(loop_clr_fd, 0x4C01);
+}
+
+/// Loop flag: detach automatically when the last user closes the device.
+pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// Loop flag: read-only.
+pub const LO_FLAGS_READ_ONLY: u32 = 1;
+
+/// Attach `backing` (a file or block device, `offset`..`offset+size`) to a free loop device.
+/// Returns the device number N of `/dev/loopN`.
+pub fn loop_attach(backing: BorrowedFd<'_>, offset: u64, size: u64, block_size: u32, flags: u32) -> Result<u32> {
+    use std::os::fd::AsFd;
+    let ctl = std::fs::OpenOptions::new().read(true).write(true).open("/dev/loop-control")?;
+    // SAFETY: valid fd; LOOP_CTL_GET_FREE takes no argument and returns a number.
+    let n = unsafe { loop_ioctl::loop_ctl_get_free(ctl.as_fd().as_raw_fd()) }?;
+    if n < 0 {
+        bail!("no free loop device");
+    }
+    let dev = std::fs::OpenOptions::new().read(true).write(flags & LO_FLAGS_READ_ONLY == 0).open(format!("/dev/loop{n}"))?;
+    let cfg = LoopConfig {
+        fd: backing.as_raw_fd() as u32,
+        block_size,
+        info: LoopInfo64 {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: offset,
+            lo_sizelimit: size,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: flags,
+            lo_file_name: [0; 64],
+            lo_crypt_name: [0; 64],
+            lo_encrypt_key: [0; 32],
+            lo_init: [0; 2],
+        },
+        reserved: [0; 8],
+    };
+    // SAFETY: valid fd; the kernel reads one loop_config from a valid pointer.
+    unsafe { loop_ioctl::loop_configure(dev.as_fd().as_raw_fd(), &cfg) }?;
+    Ok(n as u32)
+}
+
+/// Detach `/dev/loopN`.
+pub fn loop_detach(n: u32) -> Result<()> {
+    use std::os::fd::AsFd;
+    let dev = std::fs::File::open(format!("/dev/loop{n}"))?;
+    // SAFETY: valid fd; LOOP_CLR_FD takes no argument.
+    unsafe { loop_ioctl::loop_clr_fd(dev.as_fd().as_raw_fd()) }?;
+    Ok(())
+}
