@@ -33,11 +33,14 @@ pub struct CopyOptions {
     pub direct: bool,
     /// Record a hash of every written piece, for verification.
     pub hash: bool,
+    /// Where the target's bytes go: target offset = source offset + shift (migrations move
+    /// partitions; clones keep offsets, shift 0).
+    pub shift: i64,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false }
+        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false, shift: 0 }
     }
 }
 
@@ -115,12 +118,13 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
     for piece in full_rx.iter() {
         match piece {
             Piece::Data(off, buf) => {
-                if let Err(e) = rdst.write_all_at(&buf, off) {
-                    result = Err(anyhow!(e).context(format!("writing the target at byte {off} ({} bytes)", buf.len())));
+                let toff = target_offset(off, opts.shift)?;
+                if let Err(e) = rdst.write_all_at(&buf, toff) {
+                    result = Err(anyhow!(e).context(format!("writing the target at byte {toff} ({} bytes)", buf.len())));
                     break;
                 }
                 if opts.hash {
-                    stats.hashes.push((off, buf.len() as u64, xxh3_128(&buf)));
+                    stats.hashes.push((toff, buf.len() as u64, xxh3_128(&buf)));
                 }
                 stats.bytes_read += buf.len() as u64;
                 stats.bytes_written += buf.len() as u64;
@@ -153,6 +157,10 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
     Ok(stats)
 }
 
+fn target_offset(off: u64, shift: i64) -> Result<u64> {
+    off.checked_add_signed(shift).ok_or_else(|| anyhow!("target offset of source byte {off} moved by {shift} is out of range"))
+}
+
 /// Read the non-trimmed parts of `todo` sector by sector; write what reads, zero the rest.
 fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, stats: &mut CopyStats) -> Result<()> {
     let sector = opts.sector.max(512) as u64;
@@ -175,16 +183,17 @@ fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts
                     break;
                 }
             }
+            let toff = target_offset(off, opts.shift)?;
             if ok {
-                dst.write_all_at(&buf, off).with_context(|| format!("writing the target at byte {off}"))?;
+                dst.write_all_at(&buf, toff).with_context(|| format!("writing the target at byte {toff}"))?;
                 if opts.hash {
-                    stats.hashes.push((off, sector, xxh3_128(&buf)));
+                    stats.hashes.push((toff, sector, xxh3_128(&buf)));
                 }
                 stats.bytes_read += sector;
                 stats.bytes_written += sector;
                 map.mark(off, sector, Status::Finished);
             } else {
-                dst.write_all_at(&zero[..sector as usize], off).with_context(|| format!("zeroing unreadable sector at byte {off} on the target"))?;
+                dst.write_all_at(&zero[..sector as usize], toff).with_context(|| format!("zeroing unreadable sector at byte {toff} on the target"))?;
                 map.mark(off, sector, Status::Bad);
                 match stats.bad.last_mut() {
                     Some((s, l)) if *s + *l == off => *l += sector,

@@ -36,10 +36,13 @@ mod extents;
 mod fat;
 mod ident;
 mod ntfs;
+mod resize;
 mod swap;
+mod sys;
 
 use extents::ExtentSet;
 pub use extents::MAX_EXTENTS;
+pub use resize::{min_size, resize, ResizeOutcome};
 
 /// A byte range relative to the partition start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -38,7 +38,30 @@ pub use sysclone_copy::Mode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
+    /// The whole disk, offsets kept (`mode` exact or smart).
     Clone,
+    /// Chosen partitions onto a smaller or larger disk, resized (`policy`).
+    Migrate,
+}
+
+/// How a migration sizes partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Keep,
+    Grow,
+    Proportional,
+    Explicit,
+}
+
+/// Disk, partition and filesystem identifiers of a migrated disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityKind {
+    /// The clone replaces the source: same GUIDs.
+    Keep,
+    /// Both disks stay in one machine: new GUIDs.
+    New,
 }
 
 /// A job file.
@@ -60,6 +83,20 @@ pub struct Job {
     pub verify: bool,
     #[serde(default = "default_boot_entry")]
     pub boot_entry: BootEntry,
+    /// Migrate: how partitions are sized (default `grow`).
+    pub policy: Option<PolicyKind>,
+    /// Migrate, policy `grow`: the partition number that takes the difference.
+    pub grow_partition: Option<u32>,
+    /// Migrate, policy `explicit`: partition number → size (`"20G"`).
+    #[serde(default)]
+    pub sizes: std::collections::BTreeMap<String, String>,
+    /// Migrate: only these partition numbers.
+    pub include: Option<Vec<u32>>,
+    /// Migrate: all but these partition numbers.
+    #[serde(default)]
+    pub exclude: Vec<u32>,
+    /// Migrate: `keep` (default) or `new` disk and partition GUIDs.
+    pub identities: Option<IdentityKind>,
     #[serde(default = "default_on_success")]
     pub on_success: After,
     #[serde(default = "default_on_failure")]
@@ -92,7 +129,41 @@ impl Job {
         Job::parse(&text).with_context(|| format!("job file {}", path.display()))
     }
 
+    /// The migration policy this job asks for.
+    pub fn migrate_policy(&self) -> Result<sysclone_layout::migrate::Policy> {
+        use sysclone_layout::migrate::Policy;
+        Ok(match self.policy.unwrap_or(PolicyKind::Grow) {
+            PolicyKind::Keep => Policy::Keep,
+            PolicyKind::Grow => Policy::Grow { part: self.grow_partition },
+            PolicyKind::Proportional => Policy::Proportional,
+            PolicyKind::Explicit => {
+                let mut v = Vec::new();
+                for (k, size) in &self.sizes {
+                    let n: u32 = k.parse().map_err(|_| anyhow::anyhow!("sizes: {k:?} is not a partition number"))?;
+                    v.push((n, sysclone_disk::parse_size(size).with_context(|| format!("sizes.{k}"))?));
+                }
+                Policy::Explicit(v)
+            }
+        })
+    }
+
     fn check(&self) -> Result<()> {
+        let migrate_keys = self.policy.is_some() || self.grow_partition.is_some() || !self.sizes.is_empty() || self.include.is_some() || !self.exclude.is_empty() || self.identities.is_some();
+        if self.operation == Operation::Clone && migrate_keys {
+            bail!("policy, grow_partition, sizes, include, exclude and identities belong to operation = \"migrate\"");
+        }
+        if self.operation == Operation::Migrate {
+            if self.mode != Mode::Exact {
+                bail!("mode applies to clones; a migration always copies used blocks and resizes");
+            }
+            if !self.sizes.is_empty() && self.policy != Some(PolicyKind::Explicit) {
+                bail!("sizes need policy = \"explicit\"");
+            }
+            if self.grow_partition.is_some() && self.policy.unwrap_or(PolicyKind::Grow) != PolicyKind::Grow {
+                bail!("grow_partition needs policy = \"grow\"");
+            }
+            self.migrate_policy()?;
+        }
         let src = Selector::parse(&self.source).context("source selector")?;
         let tgt = Selector::parse(&self.target).context("target selector")?;
         for p in &self.protect {
@@ -120,6 +191,16 @@ mod tests {
     fn minimal_job_gets_defaults() {
         let j = Job::parse("operation = \"clone\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\n").unwrap();
         assert_eq!((j.mode, j.boot_entry, j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+    }
+
+    #[test]
+    fn migrate_jobs() {
+        let j = Job::parse("operation = \"migrate\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\npolicy = \"explicit\"\nsizes = { \"2\" = \"10G\" }\nexclude = [3]\nidentities = \"new\"\n").unwrap();
+        assert_eq!(j.migrate_policy().unwrap(), sysclone_layout::migrate::Policy::Explicit(vec![(2, 10 << 30)]));
+        let e = Job::parse("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\npolicy = \"grow\"\n").unwrap_err().to_string();
+        assert!(e.contains("belong to operation"), "{e}");
+        let e = Job::parse("operation = \"migrate\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\nsizes = { \"2\" = \"10G\" }\n").unwrap_err().to_string();
+        assert!(e.contains("explicit"), "{e}");
     }
 
     #[test]

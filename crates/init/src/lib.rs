@@ -6,5 +6,6 @@ pub mod cmdline;
 pub mod console;
 pub mod job;
 pub mod kmod;
+pub mod migrate;
 pub mod pid1;
 pub mod run;

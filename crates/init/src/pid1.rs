@@ -107,6 +107,28 @@ fn load_job(path: &str, boot_partuuid: Option<&str>) -> Result<Job> {
 }
 
 fn run_job(job: &Job, setup: &Setup) -> Result<()> {
+    if job.operation == crate::job::Operation::Migrate {
+        say(&format!("job: migrate {} -> {}", job.source, job.target));
+        let opts = crate::migrate::MigrateOptions {
+            source: sysclone_disk::Selector::parse(&job.source)?,
+            target: sysclone_disk::Selector::parse(&job.target)?,
+            protect: job.protect_selectors(),
+            policy: job.migrate_policy()?,
+            include: job.include.clone(),
+            exclude: job.exclude.clone(),
+            new_identities: job.identities == Some(crate::job::IdentityKind::New),
+            boot_entry: job.boot_entry,
+            efivars: PathBuf::from(EFIVARS),
+            boot_partuuid: setup.boot_partuuid.clone(),
+            dry_run: false,
+            confirm: Confirm::Yes,
+            prune_stale: false,
+        };
+        let report = crate::migrate::run_migrate(&opts)?;
+        say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&report).unwrap_or_default()));
+        say("SYSCLONE-RESULT ok");
+        return Ok(());
+    }
     say(&format!("job: clone {} -> {} ({:?})", job.source, job.target, job.mode));
     let opts = CloneOptions {
         source: sysclone_disk::Selector::parse(&job.source)?,

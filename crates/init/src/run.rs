@@ -71,7 +71,7 @@ pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
     Ok(disks)
 }
 
-fn ask_serial(target: &Disk) -> Result<()> {
+pub fn ask_serial(target: &Disk) -> Result<()> {
     let serial = target.serial.clone().unwrap_or_else(|| target.name.clone());
     let want: String = serial.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     eprint!(

@@ -35,7 +35,7 @@ pub use tools::{
 };
 pub use usbimage::{
     add_files_to_fat, build_usb_image, default_esp_size, esp_path_matches, fat_label, find_files,
-    format_fat32, list_fat_files, loader_entry, read_esp_file, read_esp_files, read_fat_file,
+    format_fat32, format_fat32_with, list_fat_files, loader_entry, read_esp_file, read_esp_files, read_fat_file,
     volume_id_from_guid, write_fat_partition, EspEntry, EspFile, FileSource, UsbImageReport,
     UsbImageSpec, LOADER_CONF,
 };

@@ -185,11 +185,23 @@ fn open_fat<D: Read + Write + Seek>(dev: D, start: u64, len: u64) -> Result<FatF
 /// given label and serial. Needs at least ~33 MiB (FAT32's minimum cluster count with
 /// 512-byte clusters); 64 MiB or more is recommended.
 pub fn format_fat32<D: Read + Write + Seek>(
+    dev: D,
+    start_byte: u64,
+    len: u64,
+    label: &str,
+    volume_id: u32,
+) -> Result<()> {
+    format_fat32_with(dev, start_byte, len, label, volume_id, 512)
+}
+
+/// [`format_fat32`] with a chosen logical sector size (512 or 4096: a FAT for a 4Kn disk).
+pub fn format_fat32_with<D: Read + Write + Seek>(
     mut dev: D,
     start_byte: u64,
     len: u64,
     label: &str,
     volume_id: u32,
+    bytes_per_sector: u16,
 ) -> Result<()> {
     let label = fat_label(label)?;
     let end = start_byte
@@ -202,6 +214,7 @@ pub fn format_fat32<D: Read + Write + Seek>(
         &mut buf,
         FormatVolumeOptions::new()
             .fat_type(FatType::Fat32)
+            .bytes_per_sector(bytes_per_sector)
             .volume_id(volume_id)
             .volume_label(label),
     )

@@ -32,8 +32,10 @@ pub enum ProgressArg {
 pub enum Cmd {
     /// List disks, their partitions and roles
     Disks(DisksConfig),
-    /// Clone one disk onto another (every byte)
+    /// Clone one disk onto another (every byte, or used blocks only)
     Clone(CloneConfig),
+    /// Move chosen partitions onto a smaller or larger disk, resized
+    Migrate(MigrateConfig),
     /// UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)
     #[command(subcommand)]
     Boot(crate::boot_cmd::BootCmd),
@@ -115,6 +117,61 @@ pub struct CloneConfig {
     pub json: bool,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PolicyArg {
+    /// Same offsets and sizes
+    Keep,
+    /// One partition (--grow-part, or the last data partition) takes the difference
+    Grow,
+    /// Every resizable partition scaled by target/source size
+    Proportional,
+    /// Sizes given with --size N=SIZE; others keep theirs
+    Explicit,
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateConfig {
+    /// Source disk: selector or device path
+    #[arg(long)]
+    pub source: String,
+    /// Target disk: selector or device path; everything on it is overwritten
+    #[arg(long)]
+    pub target: String,
+    /// How partitions are sized on the target
+    #[arg(long, value_enum, default_value = "grow")]
+    pub policy: PolicyArg,
+    /// With --policy grow: the partition number that takes the difference
+    #[arg(long)]
+    pub grow_part: Option<u32>,
+    /// With --policy explicit: partition size, e.g. 2=20G (repeatable)
+    #[arg(long = "size", value_name = "N=SIZE")]
+    pub sizes: Vec<String>,
+    /// Only these source partitions (comma-separated numbers)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<u32>>,
+    /// Leave out these source partitions (comma-separated numbers)
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<u32>,
+    /// New disk and partition GUIDs (both disks stay in one machine)
+    #[arg(long)]
+    pub new_identities: bool,
+    /// Boot entries for the target
+    #[arg(long, value_enum, default_value = "first")]
+    pub boot_policy: BootPolicyArg,
+    /// efivarfs directory
+    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
+    pub efivars: PathBuf,
+    /// Show the before/after table, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for the typed confirmation (the write guard still applies)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the report as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
     /// Build the initramfs and the dd-able UEFI USB image
@@ -142,6 +199,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Disks(c) => disks(c),
         Cmd::Clone(c) => clone(c),
+        Cmd::Migrate(c) => migrate(c),
         Cmd::Boot(c) => crate::boot_cmd::run(c),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Job(JobCmd::Check { file }) => job_check(file),
@@ -164,12 +222,7 @@ fn clone(c: CloneConfig) -> Result<()> {
         source: Selector::parse(&c.source)?,
         target: Selector::parse(&c.target)?,
         protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
-        boot_entry: match c.boot_policy {
-            BootPolicyArg::First => BootEntry::First,
-            BootPolicyArg::Next => BootEntry::Next,
-            BootPolicyArg::Add => BootEntry::Add,
-            BootPolicyArg::None => BootEntry::None,
-        },
+        boot_entry: c.boot_policy.into(),
         prune_stale: c.prune_stale,
         efivars: c.efivars,
         boot_partuuid: None,
@@ -188,6 +241,58 @@ fn clone(c: CloneConfig) -> Result<()> {
         if c_json {
             println!("{}", serde_json::to_string(r)?);
         }
+    }
+    Ok(())
+}
+
+impl From<BootPolicyArg> for BootEntry {
+    fn from(b: BootPolicyArg) -> BootEntry {
+        match b {
+            BootPolicyArg::First => BootEntry::First,
+            BootPolicyArg::Next => BootEntry::Next,
+            BootPolicyArg::Add => BootEntry::Add,
+            BootPolicyArg::None => BootEntry::None,
+        }
+    }
+}
+
+fn migrate(c: MigrateConfig) -> Result<()> {
+    use sysclone_layout::migrate::Policy;
+    let policy = match c.policy {
+        PolicyArg::Keep => Policy::Keep,
+        PolicyArg::Grow => Policy::Grow { part: c.grow_part },
+        PolicyArg::Proportional => Policy::Proportional,
+        PolicyArg::Explicit => Policy::Explicit(
+            c.sizes
+                .iter()
+                .map(|s| {
+                    let (n, size) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("--size {s:?}: expected N=SIZE, e.g. 2=20G"))?;
+                    Ok((n.trim().parse::<u32>().map_err(|_| anyhow::anyhow!("--size {s:?}: {n:?} is not a partition number"))?, sysclone_disk::parse_size(size)?))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    if !c.sizes.is_empty() && !matches!(c.policy, PolicyArg::Explicit) {
+        anyhow::bail!("--size needs --policy explicit");
+    }
+    let opts = sysclone_init::migrate::MigrateOptions {
+        source: Selector::parse(&c.source)?,
+        target: Selector::parse(&c.target)?,
+        protect: Vec::new(),
+        policy,
+        include: c.only,
+        exclude: c.exclude,
+        new_identities: c.new_identities,
+        boot_entry: c.boot_policy.into(),
+        efivars: c.efivars,
+        boot_partuuid: None,
+        dry_run: c.dry_run,
+        confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        prune_stale: false,
+    };
+    let report = sysclone_init::migrate::run_migrate(&opts)?;
+    if c.json {
+        println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
 }

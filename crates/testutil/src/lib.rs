@@ -37,7 +37,11 @@ impl Loop {
         args.extend_from_slice(extra);
         let p = img.to_str().expect("utf-8 path");
         args.push(p);
-        Loop(run("losetup", &args).trim().to_string())
+        let dev = run("losetup", &args).trim().to_string();
+        // A partition left behind by an earlier user of this loop number (still open when
+        // that device was detached) would block the new table's partitions: drop them.
+        let _ = Command::new("partx").args(["-d", &dev]).stderr(std::process::Stdio::null()).status();
+        Loop(dev)
     }
 
     /// Detach now (the device number may be reused at once by someone else).

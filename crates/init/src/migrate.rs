@@ -1,0 +1,281 @@
+//! `sysclone migrate`: chosen partitions onto a smaller or larger disk, resized.
+//!
+//! discover → source layout (GPT entries, filesystems, used blocks, minimum sizes) → plan
+//! (pure, `sysclone_layout::plan_migration`) → show / confirm → copy each partition's used
+//! blocks to its new place → resize on the target (grow in place; shrink through the
+//! copy-on-write overlay, so the source is never written) → new partition table, primary
+//! last → boot entries.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use sysclone_copy::{CopyOptions, RescueMap};
+use sysclone_disk::{check_target, human_bytes, open_source, open_target, Disk, GuardContext, Roots, Selector};
+use sysclone_layout::migrate::{plan_migration, FsAction, Identities, MigratePlan, MigrateRequest, Policy, SourceLayout, SourcePart};
+
+use crate::console::{progress_printer, say};
+use crate::job::BootEntry;
+use crate::run::{ask_serial, disks_now, Confirm};
+
+/// Everything a migration needs to know.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub source: Selector,
+    pub target: Selector,
+    pub protect: Vec<Selector>,
+    pub policy: Policy,
+    /// Source partition numbers to take; `None` = all.
+    pub include: Option<Vec<u32>>,
+    /// Source partition numbers to leave out.
+    pub exclude: Vec<u32>,
+    /// New disk and partition GUIDs (both disks stay in one machine).
+    pub new_identities: bool,
+    pub boot_entry: BootEntry,
+    pub efivars: PathBuf,
+    pub boot_partuuid: Option<String>,
+    pub dry_run: bool,
+    pub confirm: Confirm,
+    pub prune_stale: bool,
+}
+
+/// What one partition went through.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartReport {
+    pub number: u32,
+    pub source_number: u32,
+    pub fs: Option<String>,
+    pub start: u64,
+    pub size: u64,
+    pub bytes_copied: u64,
+    pub resize: Option<String>,
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub source: String,
+    pub target: String,
+    pub parts: Vec<PartReport>,
+    pub actions: Vec<String>,
+    pub seconds: f64,
+    pub boot: Option<crate::boot::BootReport>,
+}
+
+fn min_size_of(dev_file: &File, start: u64, size: u64, lbs: u32, fs: &str) -> Option<u64> {
+    if !matches!(fs, "ext2" | "ext3" | "ext4" | "ntfs" | "btrfs") {
+        return None;
+    }
+    // A read-only loop device over the source partition: the tools only read it.
+    let n = sysclone_disk::sys::loop_attach(dev_file.as_fd(), start, size, lbs, sysclone_disk::sys::LO_FLAGS_READ_ONLY).ok()?;
+    let r = sysclone_fs::min_size(Path::new(&format!("/dev/loop{n}")), fs);
+    let _ = sysclone_disk::sys::loop_detach(n);
+    r.ok().flatten()
+}
+
+/// Read the source's layout: GPT entries as they are on disk, filesystems, used blocks.
+pub fn source_layout(src: &Disk, f: &File) -> Result<SourceLayout> {
+    let mut r = f.try_clone()?;
+    let gpt = sysclone_layout::read_gpt(&mut r, src.logical_sector, src.size_bytes)?.ok_or_else(|| anyhow!("source {} has no GPT; migrate handles GPT disks (clone an MBR disk with `sysclone clone`)", src.describe()))?;
+    let lbs = src.logical_sector as u64;
+    let es = gpt.header.entry_size as usize;
+    let mut parts = Vec::new();
+    for (i, e) in gpt.entries.chunks(es).enumerate() {
+        if e[0..16].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let first = u64::from_le_bytes(e[32..40].try_into().expect("8 bytes"));
+        let last = u64::from_le_bytes(e[40..48].try_into().expect("8 bytes"));
+        let (start, size) = (first * lbs, (last + 1 - first) * lbs);
+        let map = sysclone_fs::used_map(f, start, size).ok();
+        let fs = map.as_ref().map(|m| m.fs.clone()).filter(|k| k != "unknown");
+        let used_end_map = map.as_ref().filter(|m| !m.whole).and_then(|m| m.extents.last().map(|x| x.start + x.len));
+        let min_size = fs.as_deref().and_then(|k| min_size_of(f, start, size, src.logical_sector, k));
+        parts.push(SourcePart {
+            number: i as u32 + 1,
+            start,
+            size,
+            type_guid: e[0..16].try_into().expect("16 bytes"),
+            part_guid: e[16..32].try_into().expect("16 bytes"),
+            name_utf16: e[56..128].try_into().expect("72 bytes"),
+            attrs: u64::from_le_bytes(e[48..56].try_into().expect("8 bytes")),
+            used_bytes: map.as_ref().filter(|m| !m.whole).map(|m| m.used_bytes),
+            // With the overlay, a shrinkable filesystem may end where its tool says it can;
+            // others must keep every used block where it is.
+            used_end: min_size.or(used_end_map),
+            min_size,
+            fs,
+        });
+    }
+    Ok(SourceLayout { logical_sector: src.logical_sector, size: src.size_bytes, disk_guid: gpt.header.disk_guid, parts })
+}
+
+fn random_guid() -> [u8; 16] {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// Plan (and, unless a dry run, carry out) a migration.
+pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
+    let t0 = std::time::Instant::now();
+    let disks = disks_now(opts.boot_partuuid.as_deref())?;
+    let dev = Path::new("/dev");
+    let src = opts.source.select(&disks, &[], dev).context("choosing the source disk")?.clone();
+    let tgt = opts.target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
+    say(&format!("source: {}", src.describe()));
+    say(&format!("target: {}", tgt.describe()));
+    let ctx = GuardContext {
+        boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
+        source: Some(src.clone()),
+        protected: opts.protect.clone(),
+        roots: Roots::default(),
+    };
+    check_target(&tgt, &ctx)?;
+    let sh = open_source(&src)?;
+    let layout = source_layout(&src, &sh.file)?;
+    let identities = if opts.new_identities { Identities::New { disk_guid: random_guid(), part_guids: layout.parts.iter().map(|_| random_guid()).collect() } } else { Identities::Keep };
+    let all: Vec<u32> = layout.parts.iter().map(|p| p.number).collect();
+    let include = match (&opts.include, opts.exclude.is_empty()) {
+        (Some(i), _) => Some(i.iter().filter(|n| !opts.exclude.contains(n)).copied().collect()),
+        (None, true) => None,
+        (None, false) => Some(all.iter().filter(|n| !opts.exclude.contains(n)).copied().collect()),
+    };
+    let req = MigrateRequest { policy: opts.policy.clone(), include, target_size: tgt.size_bytes, target_logical_sector: tgt.logical_sector, identities };
+    let plan = plan_migration(&layout, &req)?;
+    say(&plan.show(&layout));
+    if opts.dry_run {
+        say("dry run: nothing written");
+        return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), actions: plan.actions.clone(), seconds: 0.0, boot: None });
+    }
+    if opts.confirm == Confirm::Ask {
+        ask_serial(&tgt)?;
+    }
+    let th = open_target(&tgt, &ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
+    let parts = execute_migration(&plan, &layout, &src, &sh.file, &th.file)?;
+    if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
+        say(&format!("note: the kernel did not re-read {}'s partitions ({e:#})", tgt.name));
+    }
+    drop(th);
+    drop(sh);
+    let boot = match opts.boot_entry {
+        BootEntry::None => None,
+        policy => {
+            let disks = disks_now(opts.boot_partuuid.as_deref())?;
+            let bo = crate::boot::BootOptions { policy, efivars: &opts.efivars, prune_stale: opts.prune_stale, disks: &disks, guard: Some(&ctx) };
+            Some(crate::boot::entry_for_target(&tgt, &src, &bo)?)
+        }
+    };
+    Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts, actions: plan.actions.clone(), seconds: t0.elapsed().as_secs_f64(), boot })
+}
+
+/// Copy, resize and write the table. The target's old table is made invalid first and the
+/// new primary GPT is written last.
+pub fn execute_migration(plan: &MigratePlan, layout: &SourceLayout, src_disk: &Disk, src: &File, tgt: &File) -> Result<Vec<PartReport>> {
+    let tl = plan.target_sector as u64;
+    let zero = vec![0u8; tl as usize];
+    for off in [0, tl, plan.target_size - tl] {
+        tgt.write_all_at(&zero, off).with_context(|| format!("clearing the target's old table at byte {off}"))?;
+    }
+    tgt.sync_all()?;
+    let mut reports = Vec::new();
+    for tp in &plan.parts {
+        let sp = layout.parts.iter().find(|p| p.number == tp.source_number).ok_or_else(|| anyhow!("plan names source partition {} which does not exist", tp.source_number))?;
+        let fs = tp.fs.clone().unwrap_or_else(|| "unknown".into());
+        if fs == "vfat" && plan.target_sector != plan.source_sector {
+            let n = rebuild_fat(src, sp, tgt, tp, plan.target_sector)?;
+            say(&format!("partition {} → {}: vfat rebuilt for {}-byte sectors, {n} files copied", sp.number, tp.number, plan.target_sector));
+            reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: 0, resize: Some(format!("FAT rebuilt for {}-byte sectors", plan.target_sector)) });
+            continue;
+        }
+        // What to copy (relative to the partition): used blocks, or everything.
+        let map = sysclone_fs::used_map(src, sp.start, sp.size)?;
+        let limit = tp.size.min(sp.size);
+        let extents: Vec<(u64, u64)> = if map.whole || tp.action == FsAction::CopyWhole {
+            vec![(0, limit)]
+        } else {
+            map.extents.iter().filter(|e| e.start < limit).map(|e| (e.start, (e.start + e.len).min(limit) - e.start)).collect()
+        };
+        let ranges: Vec<(u64, u64)> = extents.iter().map(|&(s, l)| (sp.start + s, l)).collect();
+        let mut rmap = RescueMap::new(src_disk.size_bytes);
+        let copy = CopyOptions { sector: src_disk.logical_sector.min(plan.target_sector), shift: tp.start as i64 - sp.start as i64, ..Default::default() };
+        let mut progress = progress_printer("copy");
+        let stats = sysclone_copy::pipeline::copy_ranges(src, tgt, &ranges, &mut rmap, &copy, &mut progress, &mut |_| Ok(()))
+            .with_context(|| format!("copying partition {} ({fs})", sp.number))?;
+        if !stats.bad.is_empty() {
+            say(&format!("partition {}: {} unreadable range(s) written as zeros", sp.number, stats.bad.len()));
+        }
+        let resize = match tp.action {
+            FsAction::Grow | FsAction::Shrink if tp.size != sp.size => Some(resize_on_target(tp.action, &fs, sp, tp, src, tgt, plan.target_sector)?),
+            _ => None,
+        };
+        say(&format!(
+            "partition {} → {}: {fs}, {} copied{}",
+            sp.number,
+            tp.number,
+            human_bytes(stats.bytes_written),
+            resize.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+        ));
+        reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: stats.bytes_written, resize });
+    }
+    tgt.sync_all()?;
+    // The new table: backup, then primary, then sector 0.
+    let gpt = plan.gpt_bytes()?;
+    let mut w = tgt.try_clone()?;
+    gpt.write_to(&mut w).context("writing the target's partition table")?;
+    tgt.sync_all()?;
+    Ok(reports)
+}
+
+/// A FAT cannot change its sector size in place: make a new FAT32 with the target's sector
+/// size (same label and serial) and copy every file into it.
+fn rebuild_fat(src: &File, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::migrate::TargetPart, sector: u32) -> Result<usize> {
+    use sysclone_media::usbimage::{add_files_to_fat, format_fat32_with, list_fat_files, read_fat_file, EspFile};
+    let mut head = vec![0u8; 512];
+    src.read_exact_at(&mut head, sp.start)?;
+    let info = sysclone_disk::probe::probe(&head);
+    let label = info.as_ref().and_then(|i| i.label.clone()).unwrap_or_else(|| "NO NAME".into());
+    let serial = info.as_ref().and_then(|i| i.uuid.as_ref()).and_then(|u| u32::from_str_radix(&u.replace('-', ""), 16).ok()).unwrap_or(0x5C10_0E00);
+    let files = list_fat_files(src.try_clone()?, sp.start, sp.size).with_context(|| format!("listing the FAT on source partition {}", sp.number))?;
+    let mut w = tgt.try_clone()?;
+    format_fat32_with(&mut w, tp.start, tp.size, &label, serial, sector as u16).with_context(|| format!("formatting partition {} as FAT32 with {sector}-byte sectors", tp.number))?;
+    let mut n = 0;
+    for f in files.iter().filter(|f| !f.is_dir) {
+        let data = read_fat_file(src.try_clone()?, sp.start, sp.size, &f.path)?;
+        add_files_to_fat(&mut w, tp.start, tp.size, &[EspFile::bytes(f.path.clone(), data)]).with_context(|| format!("copying {} to the new FAT", f.path))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Resize one partition's filesystem on the target: grow in place on a loop device over the
+/// target partition; shrink on a loop device over the overlay (target below the new end,
+/// source above it, read-only).
+fn resize_on_target(action: FsAction, fs: &str, sp: &SourcePart, tp: &sysclone_layout::migrate::TargetPart, src: &File, tgt: &File, sector: u32) -> Result<String> {
+    use sysclone_disk::sys::{loop_attach, loop_detach};
+    if action == FsAction::Shrink && tp.size < sp.size && fs != "swap" {
+        let mnt = PathBuf::from(format!("/run/sysclone-overlay-{}", tp.number));
+        let ov = sysclone_overlay::Overlay::mount(
+            sysclone_overlay::Layers { base: src.try_clone()?, base_off: sp.start, head: tgt.try_clone()?, head_off: tp.start, head_len: tp.size, size: sp.size },
+            &mnt,
+        )?;
+        let file = File::options().read(true).write(true).open(ov.file())?;
+        let n = loop_attach(file.as_fd(), 0, 0, sector, 0)?;
+        drop(file);
+        let r = sysclone_fs::resize(Path::new(&format!("/dev/loop{n}")), fs, tp.size);
+        let _ = loop_detach(n);
+        let stats = ov.finish()?;
+        let out = r.with_context(|| format!("shrinking {fs} of partition {} to {} bytes", sp.number, tp.size))?;
+        let _ = std::fs::remove_file(&mnt);
+        return Ok(format!("{} shrunk {} → {} ({}; {} read from the source above the new end)", fs, human_bytes(out.old_size), human_bytes(out.new_size), out.method, human_bytes(stats.bytes_read_base)));
+    }
+    let n = loop_attach(tgt.as_fd(), tp.start, tp.size, sector, 0)?;
+    let r = sysclone_fs::resize(Path::new(&format!("/dev/loop{n}")), fs, tp.size);
+    let _ = loop_detach(n);
+    let out = r.with_context(|| format!("resizing {fs} of partition {} to {} bytes", tp.number, tp.size))?;
+    if out.new_size < tp.size.saturating_sub(16 << 20) && action == FsAction::Grow {
+        bail!("{fs} of partition {} grew only to {} of {} bytes", tp.number, out.new_size, tp.size);
+    }
+    Ok(format!("{fs} resized {} → {} ({})", human_bytes(out.old_size), human_bytes(out.new_size), out.method))
+}

@@ -1,0 +1,139 @@
+//! `sysclone migrate` on real loop devices: shrink onto a smaller disk, grow onto a larger
+//! one, leave a partition out, refuse a disk too small — filesystems checked by their own
+//! tools, files compared, the source hashed before and after.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sysclone_testutil::{fill_tree, require_root, run, sha256, Loop};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sysclone");
+
+/// Loop tests that attach and detach devices run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A system-like disk: ESP (FAT32), ext4 root with ~120 MiB spread over many directories,
+/// swap. Returns the image.
+fn system_disk(dir: &Path, size: &str, root_size: &str) -> PathBuf {
+    let img = dir.join("src.img");
+    run("truncate", &["-s", size, img.to_str().unwrap()]);
+    let l = Loop::new(&img, 512);
+    run("sgdisk", &["-n", "1:1M:+64M", "-t", "1:ef00", "-c", "1:ESP", "-n", &format!("2:0:+{root_size}"), "-t", "2:8304", "-c", "2:root", "-n", "3:0:+32M", "-t", "3:8200", "-c", "3:swap", &l.0]);
+    run("mkfs.fat", &["-F", "32", "-n", "ESP", &l.part(1)]);
+    let esp = dir.join("esp");
+    fill_tree(&esp, 1 << 20, 7);
+    for e in fs::read_dir(&esp).unwrap().flatten() {
+        run("mcopy", &["-s", "-i", &l.part(1), e.path().to_str().unwrap(), "::/"]);
+    }
+    run("mkfs.ext4", &["-q", "-F", "-L", "root", &l.part(2)]);
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    run("mount", &[&l.part(2), mnt.to_str().unwrap()]);
+    for d in 0..10 {
+        fill_tree(&mnt.join(format!("d{d}")), 4 << 20, d);
+    }
+    run("umount", &[mnt.to_str().unwrap()]);
+    run("mkswap", &["-L", "swap", &l.part(3)]);
+    img
+}
+
+fn tree_digest(dev: &str, dir: &Path, fat: bool) -> String {
+    let d = dir.join(format!("view-{}", dev.trim_start_matches("/dev/")));
+    fs::create_dir_all(&d).unwrap();
+    if fat {
+        run("mcopy", &["-s", "-n", "-i", dev, "::/", d.to_str().unwrap()]);
+    } else {
+        run("mount", &["-o", "ro", dev, d.to_str().unwrap()]);
+    }
+    let out = run("sh", &["-c", &format!("cd {} && find . -type f | LC_ALL=C sort | tr '\\n' '\\0' | xargs -0 sha256sum | sha256sum", d.display())]);
+    if !fat {
+        run("umount", &[d.to_str().unwrap()]);
+    }
+    out
+}
+
+fn migrate(args: &[&str]) -> std::process::Output {
+    let mut a = vec!["migrate", "--yes", "--json", "--boot-policy", "none"];
+    a.extend_from_slice(args);
+    Command::new(BIN).args(&a).output().unwrap()
+}
+
+fn block_count(dev: &str) -> u64 {
+    let info = run("dumpe2fs", &["-h", dev]);
+    let get = |k: &str| -> u64 { info.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().last().unwrap().parse().unwrap() };
+    get("Block count:") * get("Block size:")
+}
+
+#[test]
+fn shrink_onto_a_smaller_disk() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = system_disk(t.path(), "640M", "500M");
+    let before = sha256(&src_img);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "400M", tgt_img.to_str().unwrap()]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let (want_esp, want_root) = (tree_digest(&src.part(1), t.path(), true), tree_digest(&src.part(2), t.path(), false));
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
+    assert!(out.status.success(), "migrate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("shrunk"), "{log}");
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    run("fsck.fat", &["-n", &tgt.part(1)]);
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    assert!(run("file", &["-s", &tgt.part(3)]).contains("swap"));
+    assert_eq!(tree_digest(&tgt.part(1), t.path(), true), want_esp, "ESP files differ");
+    assert_eq!(tree_digest(&tgt.part(2), t.path(), false), want_root, "root files differ");
+    let part2 = run("blockdev", &["--getsize64", &tgt.part(2)]).trim().parse::<u64>().unwrap();
+    assert!(block_count(&tgt.part(2)) <= part2, "the filesystem is larger than its partition");
+    drop(src);
+    assert_eq!(sha256(&src_img), before, "the source was written");
+}
+
+#[test]
+fn grow_onto_a_larger_disk_and_leave_out_swap() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = system_disk(t.path(), "400M", "300M");
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "900M", tgt_img.to_str().unwrap()]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let want_root = tree_digest(&src.part(2), t.path(), false);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0, "--exclude", "3"]);
+    assert!(out.status.success(), "migrate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    let table = run("sgdisk", &["-p", &tgt.0]);
+    assert!(!table.contains("swap") && !table.contains("  3  "), "swap partition not left out:\n{table}");
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    let part2 = run("blockdev", &["--getsize64", &tgt.part(2)]).trim().parse::<u64>().unwrap();
+    assert!(part2 > 800 << 20, "root did not take the new space: {part2}");
+    assert!(block_count(&tgt.part(2)) > part2 - (8 << 20), "the filesystem was not grown to its partition");
+    assert_eq!(tree_digest(&tgt.part(2), t.path(), false), want_root);
+}
+
+#[test]
+fn refuses_a_disk_too_small_and_says_the_minimum() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = system_disk(t.path(), "400M", "300M");
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "96M", tgt_img.to_str().unwrap()]);
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=96", "conv=notrunc", "status=none"]);
+    let before = sha256(&tgt_img);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("minimum target size"), "{err}");
+    drop(tgt);
+    assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
+}
