@@ -51,6 +51,7 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-refuse-stick.toml" --out "$OUT/rescue-refuse"
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=list" --out "$OUT/rescue-list"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone-next.toml" --out "$OUT/rescue-next"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-migrate-shrink.toml" --out "$OUT/rescue-migrate"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -239,3 +239,42 @@ fn boot_next_tries_the_clone_once() {
     let started = line_with(&log3, "BdsDxe: starting Boot");
     assert!(!started.contains(&format!("Boot{n:04X}")), "the clone's entry was booted again: {started}");
 }
+
+/// Migrate the fixture system onto a smaller disk (root shrunk) and onto a larger 4Kn disk
+/// (root grown, ESP rebuilt for 4096-byte sectors); each clone boots alone with its files.
+#[test]
+fn migrated_systems_boot_smaller_and_on_4k_sectors() {
+    let a = artifacts();
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+    for (name, size, lbs) in [("shrink", "128M", 512u32), ("grow4k", "400M", 4096)] {
+        let work = tempfile::tempdir_in(&a).unwrap();
+        let w = work.path();
+        let src = w.join("src.img");
+        let tgt = w.join("tgt.img");
+        let stick = w.join("stick.img");
+        fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+        fs::copy(a.join("rescue-migrate/sysclone-usb.img"), &stick).unwrap();
+        run("truncate", &["-s", size, tgt.to_str().unwrap()]);
+        let src_before = run("sha256sum", &[src.to_str().unwrap()]);
+        let mut m = Machine::new(w, &format!("{name}1"));
+        m.usb_boot(&stick);
+        m.disk(Disk::nvme(&src, "SRC1"));
+        m.disk(if lbs == 4096 { Disk::virtio_4k(&tgt, "TGT1") } else { Disk::virtio(&tgt, "TGT1") });
+        let log = m.run(900);
+        assert!(log.contains("SYSCLONE-RESULT ok"), "{name}: migration failed:\n{log}");
+        assert_eq!(run("sha256sum", &[src.to_str().unwrap()]), src_before, "{name}: the source changed");
+        if lbs == 512 {
+            assert!(log.contains("shrunk"), "{name}: no shrink reported:\n{log}");
+            let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+            assert!(v.contains("No problems found"), "{name}: {v}");
+        } else {
+            assert!(log.contains("rebuilt for 4096-byte sectors"), "{name}:\n{log}");
+        }
+        let mut m2 = Machine::with_vars(w, &format!("{name}2"), &m.vars);
+        m2.disk(if lbs == 4096 { Disk::virtio_4k(&tgt, "TGT1") } else { Disk::virtio(&tgt, "TGT1") });
+        let log2 = m2.run(600);
+        let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
+        assert_eq!(field(check, "serial"), "TGT1", "{name}: {check}");
+        assert_eq!(field(check, "root-sha256"), expect_root, "{name}: {check}");
+    }
+}

@@ -39,6 +39,9 @@ impl Disk {
     pub fn nvme_4k(file: &Path, serial: &str) -> Disk {
         Self::nvme(file, serial).with("logical_block_size=4096,physical_block_size=4096")
     }
+    pub fn virtio_4k(file: &Path, serial: &str) -> Disk {
+        Self::virtio(file, serial).with("logical_block_size=4096,physical_block_size=4096")
+    }
     pub fn virtio_ro(file: &Path, serial: &str) -> Disk {
         let mut d = Self::virtio(file, serial);
         d.args[1].push_str(",readonly=on");

@@ -20,6 +20,11 @@
 //! safe, under-copying is not. Errors (`Err`) are reserved for failing reads of the device.
 //! Memory stays bounded: metadata is streamed in chunks, and an extent list that grows past
 //! [`MAX_EXTENTS`] is coarsened by merging the smallest gaps (which only over-copies).
+//!
+//! [`resize`] grows or shrinks a filesystem on the target after the copy, and [`min_size`]
+//! says how far it could shrink (see the `resize` module: e2fsprogs and ntfsresize, the btrfs
+//! and XFS resize ioctls on a private temporary mount, FAT32 and swap natively). The ioctls
+//! live in `sys.rs`, this crate's only `unsafe`.
 
 use std::fmt;
 use std::fs::File;

@@ -79,7 +79,8 @@ pub fn resize(dev: &Path, fs: &str, new_size: u64) -> Result<ResizeOutcome> {
     match r {
         Ok((old_size, new_size, method)) => Ok(ResizeOutcome { fs: kind, old_size, new_size, method: method.into(), log }),
         Err(e) if log.is_empty() => Err(e.context(format!("resizing {kind} on {} to {new_size} bytes", dev.display()))),
-        Err(e) => Err(e.context(format!("resizing {kind} on {} to {new_size} bytes; log:\n{}", dev.display(), log.trim_end()))),
+        // The tools' output after the reason, so that the first line says what went wrong.
+        Err(e) => Err(anyhow::anyhow!("{e:#}\n{}", log.trim_end()).context(format!("resizing {kind} on {} to {new_size} bytes", dev.display()))),
     }
 }
 
@@ -269,6 +270,12 @@ struct Ran {
     text: String,
 }
 
+impl Ran {
+    fn status(&self) -> String {
+        self.code.map(|c| format!("exit status {c}")).unwrap_or_else(|| "killed by a signal".into())
+    }
+}
+
 /// Run `prog args`, feeding `input` on stdin (else /dev/null), appending the command line
 /// and its output to `log`.
 fn run(log: &mut String, prog: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Ran> {
@@ -289,8 +296,8 @@ fn run(log: &mut String, prog: &Path, args: &[&str], input: Option<&[u8]>) -> Re
     let out = child.wait_with_output().with_context(|| format!("waiting for {}", prog.display()))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let code = out.status.code();
-    let mut shown = text.trim_end().to_string();
+    let ran = Ran { code: out.status.code(), text };
+    let mut shown = ran.text.trim_end().to_string();
     if shown.len() > LOG_PER_COMMAND {
         let mut cut = shown.len() - LOG_PER_COMMAND;
         while !shown.is_char_boundary(cut) {
@@ -298,8 +305,8 @@ fn run(log: &mut String, prog: &Path, args: &[&str], input: Option<&[u8]>) -> Re
         }
         shown = format!("[… {cut} bytes of output left out …]\n{}", &shown[cut..]);
     }
-    log.push_str(&format!("{line}\n{shown}\n[{}]\n", code.map(|c| format!("exit status {c}")).unwrap_or_else(|| "killed by a signal".into())));
-    Ok(Ran { code, text })
+    log.push_str(&format!("{line}\n{shown}\n[{}]\n", ran.status()));
+    Ok(ran)
 }
 
 fn path_str(dev: &Path) -> Result<&str> {
@@ -345,12 +352,12 @@ fn ext_resize(dev: &Path, new_size: u64, log: &mut String) -> Result<(u64, u64, 
     let d = path_str(dev)?;
     let r = run(log, &e2fsck, &["-f", "-y", d], None)?;
     if !e2fsck_ok(r.code) {
-        bail!("e2fsck could not repair the filesystem (exit status {:?}); not resizing", r.code);
+        bail!("e2fsck could not repair the filesystem ({}); not resizing", r.status());
     }
     let k = format!("{}K", new_size / 1024);
     let r = run(log, &resize2fs, &[d, &k], None)?;
     if r.code != Some(0) {
-        bail!("resize2fs failed (exit status {:?})", r.code);
+        bail!("resize2fs failed ({})", r.status());
     }
     let new = ext_size(&read_head(dev, 4096)?)?;
     Ok((old, new, "resize2fs"))
@@ -407,14 +414,14 @@ fn ntfs_resize(dev: &Path, new_size: u64, log: &mut String) -> Result<(u64, u64,
     // resizes); -P: no progress bar in the log.
     let r = run(log, &ntfsresize, &["-P", "--force", "--no-action", "--size", &size, d], None)?;
     if r.code != Some(0) {
-        bail!("the ntfsresize test run failed (exit status {:?})", r.code);
+        bail!("the ntfsresize test run (--no-action) failed ({})", r.status());
     }
     if r.text.contains("Nothing to do") {
         return Ok((old, old, "none"));
     }
     let r = run(log, &ntfsresize, &["-P", "--force", "--size", &size, d], Some(b"y\n"))?;
     if r.code != Some(0) {
-        bail!("ntfsresize failed (exit status {:?})", r.code);
+        bail!("ntfsresize failed ({})", r.status());
     }
     // ntfsresize leaves the backup boot sector where it was (or nowhere, when growing); the
     // backup belongs in the last sector of the partition, which is the new end.

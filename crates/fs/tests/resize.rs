@@ -43,6 +43,13 @@ impl Loop {
         assert_eq!(dev_len(self.path()), len, "{} did not take the new size", self.dev);
     }
 
+    /// A second, read-only loop device over the same image (the way the caller asks for the
+    /// source's minimum size).
+    fn read_only(&self) -> Loop {
+        let dev = run("losetup", &["--find", "--show", "--read-only", p(&self.img)]).trim().to_string();
+        Loop { dev, img: self.img.clone() }
+    }
+
     fn hash(&self) -> String {
         run("sha256sum", &[p(&self.img)]).split_whitespace().next().unwrap().to_string()
     }
@@ -136,6 +143,7 @@ fn ext_case(name: &str, mkfs: &[&str], s0: u64, grow: u64, shrink: u64) {
     for t in ["mke2fs", "e2fsck", "resize2fs", "dumpe2fs"] {
         need_tool(t, "e2fsprogs");
     }
+    need_tool("blkid", "util-linux");
     let t = tempfile::tempdir().unwrap();
     let l = Loop::new(&t.path().join("ext.img"), s0);
     let mut args = vec!["-q", "-F"];
@@ -167,9 +175,19 @@ fn ext_case(name: &str, mkfs: &[&str], s0: u64, grow: u64, shrink: u64) {
     l.set_len(shrink);
     ext_check(name, "shrink", &l, t.path(), &tree, shrink);
 
+    // Below what the data needs: resize2fs refuses, the error carries its words, and the
+    // filesystem is as it was.
+    let e = format!("{:#}", resize(l.path(), &fs, 4 * MIB).unwrap_err());
+    eprintln!("{name}: refused as expected: {e}");
+    assert!(e.contains("resize2fs failed") && e.contains("smaller than minimum"), "{name}: {e}");
+    ext_check(name, "a refused shrink", &l, t.path(), &tree, shrink);
+
     let before = l.hash();
     let min = min_size(l.path(), &fs).unwrap().expect("ext has a minimum size");
     assert_eq!(l.hash(), before, "{name}: min_size wrote to the device");
+    let ro = l.read_only();
+    assert_eq!(min_size(ro.path(), &fs).unwrap(), Some(min), "{name}: min_size on a read-only device");
+    drop(ro);
     eprintln!("{name}: min_size {min}, data {}", total_bytes(&tree));
     assert!(min > total_bytes(&tree) && min < shrink, "{name}: min_size {min} is implausible");
     let o = resize(l.path(), &fs, min).unwrap();
@@ -266,9 +284,19 @@ fn ntfs_grow_shrink_min() {
     l.set_len(shrink);
     ntfs_check(name, "shrink", &l, t.path(), &tree, o.new_size);
 
+    // Below what the data needs: the test run fails, nothing is written.
+    let before = l.hash();
+    let e = format!("{:#}", resize(l.path(), "ntfs", 4 * MIB).unwrap_err());
+    eprintln!("{name}: refused as expected: {e}");
+    assert!(e.contains("--no-action) failed") && e.contains("ntfsresize"), "{name}: {e}");
+    assert_eq!(l.hash(), before, "{name}: a refused shrink wrote to the device");
+
     let before = l.hash();
     let min = min_size(l.path(), "ntfs").unwrap().expect("ntfs has a minimum size");
     assert_eq!(l.hash(), before, "{name}: min_size wrote to the device");
+    let ro = l.read_only();
+    assert_eq!(min_size(ro.path(), "ntfs").unwrap(), Some(min), "{name}: min_size on a read-only device");
+    drop(ro);
     eprintln!("{name}: min_size {min}, data {}", total_bytes(&tree));
     assert!(min > total_bytes(&tree) && min < shrink, "{name}: min_size {min} is implausible");
     // A partition size: the minimum rounded up to a MiB.
@@ -336,6 +364,9 @@ fn btrfs_grow_shrink_min_source_untouched() {
     let before = l.hash();
     let min = min_size(l.path(), "btrfs").unwrap().expect("btrfs has a minimum size");
     assert_eq!(l.hash(), before, "{name}: min_size wrote to the device");
+    let ro = l.read_only();
+    assert_eq!(min_size(ro.path(), "btrfs").unwrap(), Some(min), "{name}: min_size on a read-only device");
+    drop(ro);
     eprintln!("{name}: min_size {min}, data {}", total_bytes(&tree));
     assert!(min >= 256 * MIB && min <= shrink, "{name}: min_size {min} is implausible");
     let o = resize(l.path(), "btrfs", min).unwrap();
@@ -364,7 +395,7 @@ fn xfs_size(dev: &str) -> u64 {
 fn xfs_grow_and_shrink_refused() {
     let name = "xfs";
     need_root("loop devices and mounts");
-    for t in ["mkfs.xfs", "xfs_repair", "xfs_db"] {
+    for t in ["mkfs.xfs", "xfs_repair", "xfs_db", "xfs_info"] {
         need_tool(t, "xfsprogs");
     }
     let t = tempfile::tempdir().unwrap();

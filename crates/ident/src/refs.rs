@@ -741,6 +741,33 @@ mod tests {
     }
 
     #[test]
+    fn serial_shaped_hex_elsewhere_is_left_alone() {
+        // An NTFS serial (16 hex digits) that is also part of a WWN, a machine-id path and a
+        // menu title; a FAT serial inside a longer word. Only the real references change.
+        let ntfs = "5000C500A1B2C3D4";
+        let m: BTreeMap<String, String> = [(ntfs, "0123456789ABCDEF"), (ESP, ESP_NEW)]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let m = IdMap::new(&m).unwrap();
+        let fstab = format!(
+            "/dev/disk/by-id/wwn-0x{ntfs}-part1 /win ntfs-3g defaults 0 0\n\
+             UUID={} /data ntfs-3g defaults 0 0\n\
+             /dev/disk/by-label/{ESP} /x vfat defaults 0 0\n\
+             UUID=X{ESP} /y vfat defaults 0 0\n",
+            ntfs.to_lowercase()
+        );
+        let (got, ch) = rewrite(FileKind::Fstab, &fstab, &m);
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert_eq!(got, fstab.replace(&ntfs.to_lowercase(), "0123456789ABCDEF"));
+        let entry =
+            format!("title Windows {ntfs}\nlinux /{ntfs}/6.1.0/linux\noptions quiet id={ntfs}\n");
+        let (got, ch) = rewrite(FileKind::LoaderEntry, &entry, &m);
+        assert_eq!(got, entry);
+        assert!(ch.is_empty());
+    }
+
+    #[test]
     fn crypttab() {
         let before = format!(
             "# <target name> <source device> <key file> <options>\n\

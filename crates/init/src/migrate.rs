@@ -60,6 +60,10 @@ pub struct MigrateReport {
     pub source: String,
     pub target: String,
     pub parts: Vec<PartReport>,
+    /// New filesystem identifiers (identities = new).
+    pub new_ids: Vec<sysclone_ident::fs_uuid::IdChange>,
+    /// References rewritten in the clone's files (identities = new).
+    pub references: Vec<sysclone_ident::apply::Change>,
     pub actions: Vec<String>,
     pub seconds: f64,
     pub boot: Option<crate::boot::BootReport>,
@@ -147,13 +151,13 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
     say(&plan.show(&layout));
     if opts.dry_run {
         say("dry run: nothing written");
-        return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), actions: plan.actions.clone(), seconds: 0.0, boot: None });
+        return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), new_ids: Vec::new(), references: Vec::new(), actions: plan.actions.clone(), seconds: 0.0, boot: None });
     }
     if opts.confirm == Confirm::Ask {
         ask_serial(&tgt)?;
     }
     let th = open_target(&tgt, &ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
-    let parts = execute_migration(&plan, &layout, &src, &sh.file, &th.file)?;
+    let (parts, new_ids, references) = execute_migration(&plan, &layout, &src, &sh.file, &th.file, opts.new_identities)?;
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#})", tgt.name));
     }
@@ -167,12 +171,20 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
             Some(crate::boot::entry_for_target(&tgt, &src, &bo)?)
         }
     };
-    Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts, actions: plan.actions.clone(), seconds: t0.elapsed().as_secs_f64(), boot })
+    Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts, new_ids, references, actions: plan.actions.clone(), seconds: t0.elapsed().as_secs_f64(), boot })
 }
 
 /// Copy, resize and write the table. The target's old table is made invalid first and the
 /// new primary GPT is written last.
-pub fn execute_migration(plan: &MigratePlan, layout: &SourceLayout, src_disk: &Disk, src: &File, tgt: &File) -> Result<Vec<PartReport>> {
+#[allow(clippy::type_complexity)]
+pub fn execute_migration(
+    plan: &MigratePlan,
+    layout: &SourceLayout,
+    src_disk: &Disk,
+    src: &File,
+    tgt: &File,
+    new_identities: bool,
+) -> Result<(Vec<PartReport>, Vec<sysclone_ident::fs_uuid::IdChange>, Vec<sysclone_ident::apply::Change>)> {
     let tl = plan.target_sector as u64;
     let zero = vec![0u8; tl as usize];
     for off in [0, tl, plan.target_size - tl] {
@@ -220,18 +232,93 @@ pub fn execute_migration(plan: &MigratePlan, layout: &SourceLayout, src_disk: &D
         reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: stats.bytes_written, resize });
     }
     tgt.sync_all()?;
+    let (ids, refs) = if new_identities { new_identities_on_target(plan, layout, tgt)? } else { (Vec::new(), Vec::new()) };
     // The new table: backup, then primary, then sector 0.
     let gpt = plan.gpt_bytes()?;
     let mut w = tgt.try_clone()?;
     gpt.write_to(&mut w).context("writing the target's partition table")?;
     tgt.sync_all()?;
-    Ok(reports)
+    Ok((reports, ids, refs))
+}
+
+/// Give every filesystem on the target a new UUID/serial and rewrite the clone's references
+/// (fstab, crypttab, loader entries, grub.cfg …) to the new filesystem and partition IDs.
+fn new_identities_on_target(plan: &MigratePlan, layout: &SourceLayout, tgt: &File) -> Result<(Vec<sysclone_ident::fs_uuid::IdChange>, Vec<sysclone_ident::apply::Change>)> {
+    use std::collections::BTreeMap;
+    use sysclone_disk::sys::{loop_attach, loop_detach};
+    use sysclone_layout::migrate::guid_to_string;
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for tp in &plan.parts {
+        if let Some(sp) = layout.parts.iter().find(|p| p.number == tp.source_number) {
+            if sp.part_guid != tp.part_guid {
+                map.insert(guid_to_string(&sp.part_guid).to_ascii_lowercase(), guid_to_string(&tp.part_guid).to_ascii_lowercase());
+            }
+        }
+    }
+    let mut loops = Vec::new();
+    let result = (|| -> Result<_> {
+        let mut ids = Vec::new();
+        let mut mounts = Vec::new();
+        for tp in plan.parts.iter().filter(|p| p.fs.is_some()) {
+            let n = loop_attach(tgt.as_fd(), tp.start, tp.size, plan.target_sector, 0)?;
+            loops.push((n, None::<PathBuf>));
+            let dev = PathBuf::from(format!("/dev/loop{n}"));
+            let fs = tp.fs.clone().unwrap_or_default();
+            match sysclone_ident::fs_uuid::renew_fs_id(&dev) {
+                Ok(c) => {
+                    say(&format!("partition {}: {} {} → {}", tp.number, c.fs, c.old, c.new));
+                    map.insert(c.old.to_ascii_lowercase(), c.new.to_ascii_lowercase());
+                    ids.push(c);
+                }
+                Err(e) => say(&format!("partition {}: filesystem identity kept ({e:#})", tp.number)),
+            }
+            if fs == "vfat" {
+                mounts.push((dev, fs));
+            } else if fs.starts_with("ext") || fs == "xfs" || fs == "btrfs" {
+                let mnt = PathBuf::from(format!("/run/sysclone-mnt-{}", tp.number));
+                std::fs::create_dir_all(&mnt)?;
+                nix::mount::mount(Some(&dev), &mnt, Some(fs.as_str()), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC, None::<&str>)
+                    .with_context(|| format!("mounting partition {} of the target to update its files", tp.number))?;
+                if let Some(l) = loops.last_mut() {
+                    l.1 = Some(mnt.clone());
+                }
+                mounts.push((mnt, fs));
+            }
+        }
+        let changes = sysclone_ident::apply::update_references(&mounts, &map)?;
+        for c in &changes {
+            say(&format!("{}: {} line {}: {} → {}", c.partition.display(), c.file, c.line, c.old, c.new));
+        }
+        Ok((ids, changes))
+    })();
+    for (n, mnt) in loops {
+        if let Some(m) = mnt {
+            let _ = nix::mount::umount(&m);
+        }
+        let _ = loop_detach(n);
+    }
+    result
+}
+
+/// Format a FAT of the type its size calls for (with 4096-byte sectors, FAT32 needs at least
+/// 256 MiB; a smaller ESP becomes FAT16, which UEFI reads as well).
+fn format_fat(dev: &mut File, start: u64, len: u64, label: &str, serial: u32, bytes_per_sector: u16) -> Result<()> {
+    use std::io::Write;
+    let mut name = [b' '; 11];
+    for (d, c) in name.iter_mut().zip(label.bytes().filter(|c| c.is_ascii_graphic() || *c == b' ').take(11)) {
+        *d = c.to_ascii_uppercase();
+    }
+    let slice = fscommon::StreamSlice::new(&mut *dev, start, start + len)?;
+    let mut buf = fscommon::BufStream::new(slice);
+    fatfs::format_volume(&mut buf, fatfs::FormatVolumeOptions::new().bytes_per_sector(bytes_per_sector).volume_id(serial).volume_label(name))?;
+    buf.flush()?;
+    Ok(())
 }
 
 /// A FAT cannot change its sector size in place: make a new FAT32 with the target's sector
 /// size (same label and serial) and copy every file into it.
 fn rebuild_fat(src: &File, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::migrate::TargetPart, sector: u32) -> Result<usize> {
-    use sysclone_media::usbimage::{add_files_to_fat, format_fat32_with, list_fat_files, read_fat_file, EspFile};
+    use sysclone_media::usbimage::{add_files_to_fat, list_fat_files, read_fat_file, EspFile};
     let mut head = vec![0u8; 512];
     src.read_exact_at(&mut head, sp.start)?;
     let info = sysclone_disk::probe::probe(&head);
@@ -239,7 +326,7 @@ fn rebuild_fat(src: &File, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::mi
     let serial = info.as_ref().and_then(|i| i.uuid.as_ref()).and_then(|u| u32::from_str_radix(&u.replace('-', ""), 16).ok()).unwrap_or(0x5C10_0E00);
     let files = list_fat_files(src.try_clone()?, sp.start, sp.size).with_context(|| format!("listing the FAT on source partition {}", sp.number))?;
     let mut w = tgt.try_clone()?;
-    format_fat32_with(&mut w, tp.start, tp.size, &label, serial, sector as u16).with_context(|| format!("formatting partition {} as FAT32 with {sector}-byte sectors", tp.number))?;
+    format_fat(&mut w, tp.start, tp.size, &label, serial, sector as u16).with_context(|| format!("formatting partition {} as FAT with {sector}-byte sectors", tp.number))?;
     let mut n = 0;
     for f in files.iter().filter(|f| !f.is_dir) {
         let data = read_fat_file(src.try_clone()?, sp.start, sp.size, &f.path)?;
@@ -274,7 +361,8 @@ fn resize_on_target(action: FsAction, fs: &str, sp: &SourcePart, tp: &sysclone_l
     let r = sysclone_fs::resize(Path::new(&format!("/dev/loop{n}")), fs, tp.size);
     let _ = loop_detach(n);
     let out = r.with_context(|| format!("resizing {fs} of partition {} to {} bytes", tp.number, tp.size))?;
-    if out.new_size < tp.size.saturating_sub(16 << 20) && action == FsAction::Grow {
+    // FAT grows only as far as its FAT allows; the others must fill the partition.
+    if out.new_size < tp.size.saturating_sub(16 << 20) && action == FsAction::Grow && fs != "vfat" {
         bail!("{fs} of partition {} grew only to {} of {} bytes", tp.number, out.new_size, tp.size);
     }
     Ok(format!("{fs} resized {} → {} ({})", human_bytes(out.old_size), human_bytes(out.new_size), out.method))

@@ -70,7 +70,7 @@ fn setup() -> Result<Setup> {
     say(&format!("sysclone {} starting as init (kernel up {t0:.3} s)", env!("CARGO_PKG_VERSION")));
     let mut loader = Loader::open(Path::new("/")).context("reading the module index")?;
     // Filesystems and the EFI variable store are not found by modalias; load them now.
-    for m in ["efivarfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8"] {
+    for m in ["efivarfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "loop", "fuse"] {
         loader.load(m);
     }
     if Path::new("/sys/firmware/efi").exists() {

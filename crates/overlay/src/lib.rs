@@ -318,8 +318,17 @@ impl Overlay {
         Ok(Overlay { mountpoint: mountpoint.to_path_buf(), state, server: Some(server) })
     }
 
-    /// The file to attach a loop device to.
+    /// The file to attach a loop device to. Its size is confirmed first: the kernel creates
+    /// a FUSE root with size 0 and learns the real size only from a GETATTR (a stat), and a
+    /// loop device takes the size it sees when attached.
     pub fn file(&self) -> &Path {
+        let want = self.state.lock().map(|s| s.layers.size).unwrap_or(0);
+        for _ in 0..50 {
+            if std::fs::metadata(&self.mountpoint).map(|m| m.len()).unwrap_or(0) == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         &self.mountpoint
     }
 

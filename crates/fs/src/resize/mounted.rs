@@ -179,10 +179,12 @@ pub(super) fn btrfs_resize(dev: &Path, new_size: u64, log: &mut String) -> Resul
         Err(e) => log.push_str(&format!("BTRFS_IOC_RESIZE \"{spec}\": {e:#}\n")),
     }
     let u = m.unmount();
+    if u.is_ok() {
+        log.push_str("unmounted\n");
+    }
     btrfs_forget(dev, log);
     r?;
     u?;
-    log.push_str("unmounted\n");
     let new = btrfs_super(&read_head(dev, HEAD)?)?.dev_bytes;
     Ok((old, new, "btrfs ioctl"))
 }
