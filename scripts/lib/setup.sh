@@ -11,7 +11,8 @@ say() { printf '\n==> %s\n' "$*"; }
 
 install_deps() {
     local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils
-                util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc)
+                util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc
+                grub-pc-bin seabios ipxe-qemu xz-utils zstd)
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -40,8 +41,10 @@ install_deps() {
 }
 
 build_all() {
-    say "fetching Debian's kernel"
+    say "fetching Debian's kernel, signed boot loaders and firmware"
     KDIR=$("$TOP/scripts/fetch-kernel")
+    BOOTFILES=$("$TOP/scripts/fetch-bootloaders")
+    FWDIR=$("$TOP/scripts/fetch-firmware")
     say "building the static sysclone binary"
     (cd "$TOP" && cargo build --release --locked --target x86_64-unknown-linux-musl -p sysclone)
     BIN=$TOP/target/x86_64-unknown-linux-musl/release/sysclone
@@ -51,7 +54,15 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-refuse-stick.toml" --out "$OUT/rescue-refuse"
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=list" --out "$OUT/rescue-list"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-clone-next.toml" --out "$OUT/rescue-next"
+    # Boot media (issue 7): Secure Boot and BIOS on the listing image, its PXE bundle; the
+    # generic profile with firmware. Built with a fixed SOURCE_DATE_EPOCH so that
+    # tests/e2e/media.rs can rebuild them and compare bytes.
+    local media=(--boot-files "$BOOTFILES" --cmdline "sysclone.mode=list")
+    SOURCE_DATE_EPOCH=1700000000 "$BIN" image build --kernel-dir "$KDIR" "${media[@]}" --out "$OUT/media-minimal"
+    SOURCE_DATE_EPOCH=1700000000 "$BIN" image build --kernel-dir "$KDIR" "${media[@]}" --profile generic --firmware-dir "$FWDIR" --no-pxe --out "$OUT/media-generic"
+    printf 'KDIR=%s\nBOOTFILES=%s\nFWDIR=%s\n' "$KDIR" "$BOOTFILES" "$FWDIR" > "$OUT/media-inputs"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-migrate-shrink.toml" --out "$OUT/rescue-migrate"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-migrate-new.toml" --out "$OUT/rescue-migrate-new"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -2,6 +2,7 @@
 //! several buses. The artifacts come from scripts/test (or scripts/demo), which set
 //! SYSCLONE_E2E_DIR; without it these tests fail with a message, they never skip.
 
+mod media;
 mod qemu;
 
 use std::fs;
@@ -79,6 +80,11 @@ fn clone_then_boot_the_clone() {
     assert!(log.lines().any(|l| l.contains("virtio") && l.contains("serial=TGT1")), "virtio target not listed:\n{log}");
     assert!(log.lines().any(|l| l.contains("usb") && l.contains("[boot-medium]")), "USB stick not tagged boot-medium:\n{log}");
     assert!(log.contains("rebooting"), "{log}");
+    // The log is kept on the stick's ESP (1 MiB into the image), readable anywhere.
+    let logs = run("mdir", &["-b", "-i", &format!("{}@@1M", stick.display()), "::/sysclone/logs"]);
+    let saved = logs.lines().find(|l| l.ends_with("-ok.log")).unwrap_or_else(|| panic!("no log on the stick: {logs}"));
+    let text = run("mtype", &["-i", &format!("{}@@1M", stick.display()), &format!("::{}", saved.trim_start_matches(':'))]);
+    assert!(text.contains("SYSCLONE-RESULT ok") && text.contains("disks listed"), "{text}");
 
     // The source was only read.
     assert_eq!(run("sha256sum", &[src.to_str().unwrap()]), src_before, "the source disk changed");
@@ -122,7 +128,8 @@ fn the_rescue_stick_is_never_a_target() {
     let stick = w.join("stick.img");
     fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
     fs::copy(a.join("rescue-refuse/sysclone-usb.img"), &stick).unwrap();
-    let before = (run("sha256sum", &[src.to_str().unwrap()]), run("sha256sum", &[stick.to_str().unwrap()]));
+    let head = |p: &Path| fs::read(p).unwrap()[..1 << 20].to_vec();
+    let before = (run("sha256sum", &[src.to_str().unwrap()]), head(&stick));
     let mut m = Machine::new(w, "refuse");
     m.usb_boot(&stick);
     m.disk(Disk::nvme(&src, "SRC1"));
@@ -131,8 +138,11 @@ fn the_rescue_stick_is_never_a_target() {
     assert!(err.contains("refusing to write sda") && err.contains("boot medium"), "{err}");
     assert!(log.contains("SYSCLONE-RESULT failed") && log.contains("powering off"), "{log}");
     assert!(!log.contains("SYSCLONE-RESULT ok"), "{log}");
-    let after = (run("sha256sum", &[src.to_str().unwrap()]), run("sha256sum", &[stick.to_str().unwrap()]));
-    assert_eq!(before, after, "a refused job wrote something");
+    let after = (run("sha256sum", &[src.to_str().unwrap()]), head(&stick));
+    assert!(before == after, "a refused job wrote the source or the stick's partition table");
+    // Only the log of the failure was added to the stick's ESP.
+    let logs = run("mdir", &["-b", "-i", &format!("{}@@1M", stick.display()), "::/sysclone/logs"]);
+    assert!(logs.lines().any(|l| l.ends_with("-failed.log")), "{logs}");
 }
 
 #[test]
@@ -277,4 +287,43 @@ fn migrated_systems_boot_smaller_and_on_4k_sectors() {
         assert_eq!(field(check, "serial"), "TGT1", "{name}: {check}");
         assert_eq!(field(check, "root-sha256"), expect_root, "{name}: {check}");
     }
+}
+
+/// `identities = "new"`: with both disks attached the clone boots from its own ESP and its
+/// fstab names its own partitions; the source, untouched, still boots as itself.
+#[test]
+fn migrated_clone_with_new_identities_boots_beside_its_source() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let tgt = w.join("tgt.img");
+    let stick = w.join("stick.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-migrate-new/sysclone-usb.img"), &stick).unwrap();
+    run("truncate", &["-s", "256M", tgt.to_str().unwrap()]);
+    let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+
+    let mut m = Machine::new(w, "new1");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme(&src, "SRC1"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    let log = m.run(900);
+    assert!(log.contains("SYSCLONE-RESULT ok"), "{log}");
+    assert!(log.contains("etc/fstab line"), "fstab was not rewritten:\n{log}");
+
+    let mut m2 = Machine::with_vars(w, "new2", &m.vars);
+    m2.disk(Disk::nvme(&src, "SRC1"));
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
+    let check = line_with(&m2.run(600), "SYSCLONE-BOOTCHECK").to_string();
+    assert_eq!(field(&check, "serial"), "TGT1", "{check}");
+    assert_ne!(field(&check, "partuuid"), esp_uuid, "the clone kept the source's ESP GUID: {check}");
+    assert_eq!(field(&check, "fstab"), "own", "the clone's fstab names another disk: {check}");
+
+    let mut m3 = Machine::new(w, "new3");
+    m3.disk(Disk::nvme(&src, "SRC1"));
+    let check = line_with(&m3.run(600), "SYSCLONE-BOOTCHECK").to_string();
+    assert_eq!((field(&check, "serial"), field(&check, "partuuid"), field(&check, "fstab")), ("SRC1", esp_uuid.as_str(), "own"), "{check}");
+    assert_eq!(field(&check, "root-sha256"), expect_root, "{check}");
 }

@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Secure Boot enforcing firmware (needs SMM) and a store with Microsoft's keys enrolled.
+const OVMF_CODE_MS: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+
+/// The machine's firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// OVMF, no Secure Boot.
+    Ovmf,
+    /// OVMF with Secure Boot enforced (SMM, secure flash), Microsoft's keys.
+    OvmfSecureBoot,
+    /// SeaBIOS (legacy BIOS, QEMU's default without pflash).
+    SeaBios,
+}
 
 pub struct Disk {
     args: Vec<String>,
@@ -69,11 +83,52 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// A SCSI disk on its own controller of QEMU type `hba` (`lsi53c895a`, `megasas`, …).
+    pub fn scsi_on(hba: &str, file: &Path, serial: &str) -> Disk {
+        let id = format!("h{serial}");
+        Disk {
+            args: vec![
+                "-device".into(),
+                format!("{hba},id={id}c"),
+                "-drive".into(),
+                Self::drive(&id, file),
+                "-device".into(),
+                format!("scsi-hd,drive={id},bus={id}c.0,serial={serial}"),
+            ],
+        }
+    }
+    /// A USB mass-storage (bulk-only) disk on the machine's xHCI (see [`Machine::usb_boot`]).
+    pub fn usb(file: &Path, serial: &str) -> Disk {
+        let id = format!("u{serial}");
+        Disk { args: vec!["-drive".into(), Self::drive(&id, file), "-device".into(), format!("usb-storage,bus=xhci.0,drive={id},serial={serial}")] }
+    }
+    /// A USB Attached SCSI disk on the machine's xHCI.
+    pub fn uas(file: &Path, serial: &str) -> Disk {
+        let id = format!("a{serial}");
+        Disk {
+            args: vec![
+                "-device".into(),
+                format!("usb-uas,id={id}c,bus=xhci.0"),
+                "-drive".into(),
+                Self::drive(&id, file),
+                "-device".into(),
+                format!("scsi-hd,drive={id},bus={id}c.0,scsi-id=0,lun=0,serial={serial}"),
+            ],
+        }
+    }
+    /// An SD card in an SDHCI controller on PCI (QEMU wants a power-of-two size).
+    pub fn sd(file: &Path) -> Disk {
+        Disk { args: vec!["-device".into(), "sdhci-pci".into(), "-drive".into(), Self::drive("sd0", file), "-device".into(), "sd-card,drive=sd0".into()] }
+    }
+}
+
 pub struct Machine {
     name: String,
     dir: PathBuf,
     pub vars: PathBuf,
     args: Vec<String>,
+    firmware: Firmware,
 }
 
 impl Machine {
@@ -86,7 +141,30 @@ impl Machine {
     pub fn with_vars(dir: &Path, name: &str, vars: &Path) -> Machine {
         let own = dir.join(format!("{name}.vars.fd"));
         fs::copy(vars, &own).expect("copying the OVMF variable store");
-        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new() }
+        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf }
+    }
+
+    /// OVMF enforcing Secure Boot, with Debian's and Microsoft's keys enrolled.
+    pub fn secure_boot(dir: &Path, name: &str) -> Machine {
+        let mut m = Self::with_vars(dir, name, Path::new(OVMF_VARS_MS));
+        m.firmware = Firmware::OvmfSecureBoot;
+        m
+    }
+
+    /// A legacy BIOS machine (SeaBIOS); it has no variable store.
+    pub fn seabios(dir: &Path, name: &str) -> Machine {
+        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios }
+    }
+
+    /// A virtio NIC on QEMU's user network, first to boot: the firmware's network boot (iPXE
+    /// under OVMF) gets `bootfile` from `tftp_dir` over TFTP.
+    pub fn net_boot(&mut self, tftp_dir: &Path, bootfile: &str) {
+        self.args.extend([
+            "-netdev".into(),
+            format!("user,id=n0,tftp={},bootfile={bootfile}", tftp_dir.display()),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0,bootindex=0".into(),
+        ]);
     }
 
     pub fn disk(&mut self, d: Disk) {
@@ -115,10 +193,23 @@ impl Machine {
         let accel = std::env::var("SYSCLONE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
         let log = self.dir.join(format!("{}.console.log", self.name));
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
-            .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
-            .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())])
-            .args(["-serial", "stdio", "-monitor", "none"])
+        let machine = match self.firmware {
+            Firmware::OvmfSecureBoot => format!("q35,smm=on,accel={accel}"),
+            _ => format!("q35,accel={accel}"),
+        };
+        cmd.args(["-machine", &machine, "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"]);
+        match self.firmware {
+            Firmware::Ovmf | Firmware::OvmfSecureBoot => {
+                let code = if self.firmware == Firmware::Ovmf { OVMF_CODE } else { OVMF_CODE_MS };
+                if self.firmware == Firmware::OvmfSecureBoot {
+                    cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+                }
+                cmd.args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={code}")])
+                    .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())]);
+            }
+            Firmware::SeaBios => {}
+        }
+        cmd.args(["-serial", "stdio", "-monitor", "none"])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

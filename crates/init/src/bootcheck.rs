@@ -42,6 +42,32 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// Where the `UUID=`/`PARTUUID=` sources of an fstab live: `own` (all on `booted`), `none`
+/// (no such reference), `missing:ID`, or `other:DISK` (the first that is elsewhere).
+pub fn fstab_owner(fstab: &str, disks: &[sysclone_disk::Disk], booted: &str) -> String {
+    let mut seen = false;
+    for line in fstab.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        let Some(spec) = line.split_whitespace().next() else { continue };
+        let (kind, id) = match spec.split_once('=') {
+            Some((k @ ("UUID" | "PARTUUID"), v)) => (k, v.to_ascii_lowercase()),
+            _ => continue,
+        };
+        seen = true;
+        let holder = disks.iter().find(|d| {
+            d.partitions.iter().any(|p| {
+                let v = if kind == "UUID" { p.fs.as_ref().and_then(|f| f.uuid.clone()) } else { p.part_uuid.clone() };
+                v.is_some_and(|v| v.eq_ignore_ascii_case(&id))
+            })
+        });
+        match holder {
+            None => return format!("missing:{id}"),
+            Some(d) if d.name != booted => return format!("other:{}", d.name),
+            Some(_) => {}
+        }
+    }
+    if seen { "own".into() } else { "none".into() }
+}
+
 /// Print the `SYSCLONE-BOOTCHECK` line.
 pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
     loader.load("ext4");
@@ -63,9 +89,10 @@ pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
     let dev = format!("/dev/{name}");
     mount(Some(dev.as_str()), "/mnt/root", Some("ext4"), MsFlags::MS_RDONLY, None::<&str>).with_context(|| format!("mounting {dev} read-only"))?;
     let digest = tree_digest(Path::new("/mnt/root"))?;
+    let fstab = fstab_owner(&std::fs::read_to_string("/mnt/root/etc/fstab").unwrap_or_default(), &disks, &disk.name);
     let _ = nix::mount::umount("/mnt/root");
     say(&format!(
-        "SYSCLONE-BOOTCHECK partuuid={partuuid} bootcurrent={current} disk={} serial={} root-sha256={digest}",
+        "SYSCLONE-BOOTCHECK partuuid={partuuid} bootcurrent={current} disk={} serial={} fstab={fstab} root-sha256={digest}",
         disk.name,
         disk.serial.as_deref().unwrap_or("-")
     ));

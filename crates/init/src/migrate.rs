@@ -64,6 +64,8 @@ pub struct MigrateReport {
     pub new_ids: Vec<sysclone_ident::fs_uuid::IdChange>,
     /// References rewritten in the clone's files (identities = new).
     pub references: Vec<sysclone_ident::apply::Change>,
+    /// The offline bootability check of the target.
+    pub bootability: Option<sysclone_ident::check::Report>,
     pub actions: Vec<String>,
     pub seconds: f64,
     pub boot: Option<crate::boot::BootReport>,
@@ -151,7 +153,7 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
     say(&plan.show(&layout));
     if opts.dry_run {
         say("dry run: nothing written");
-        return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), new_ids: Vec::new(), references: Vec::new(), actions: plan.actions.clone(), seconds: 0.0, boot: None });
+        return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), new_ids: Vec::new(), references: Vec::new(), bootability: None, actions: plan.actions.clone(), seconds: 0.0, boot: None });
     }
     if opts.confirm == Confirm::Ask {
         ask_serial(&tgt)?;
@@ -171,7 +173,84 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
             Some(crate::boot::entry_for_target(&tgt, &src, &bo)?)
         }
     };
-    Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts, new_ids, references, actions: plan.actions.clone(), seconds: t0.elapsed().as_secs_f64(), boot })
+    let loaders: Vec<sysclone_ident::check::LoaderRef> = boot
+        .iter()
+        .flat_map(|b| b.created.iter())
+        .filter_map(|c| c.loader.clone().map(|l| (c, l)))
+        .map(|(c, path)| sysclone_ident::check::LoaderRef { part_uuid: hd_guid(&c.device_path), path })
+        .collect();
+    let others = if opts.new_identities { vec![sysclone_ident::check::OtherDisk::from_disk(format!("the source disk ({})", src.name), &src)] } else { Vec::new() };
+    let th = open_target(&tgt, &ctx, 0, None)?;
+    let check = bootability_check(&plan, &th.file, &others, &loaders)?;
+    drop(th);
+    for c in &check.checked {
+        say(&format!("check: {c}"));
+    }
+    for w in &check.warnings {
+        say(&format!("check warning: {w}"));
+    }
+    let report = MigrateReport { source: src.describe(), target: tgt.describe(), parts, new_ids, references, bootability: Some(check.clone()), actions: plan.actions.clone(), seconds: t0.elapsed().as_secs_f64(), boot };
+    if !check.ok() {
+        say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&report).unwrap_or_default()));
+        bail!("the clone may not boot:\n  {}", check.errors.join("\n  "));
+    }
+    Ok(report)
+}
+
+/// The partition GUID inside an efibootmgr-style `HD(n,GPT,GUID,…)` path.
+fn hd_guid(path: &str) -> Option<String> {
+    let i = path.find("HD(")?;
+    let fields: Vec<&str> = path[i + 3..].split([',', ')']).collect();
+    (fields.get(1) == Some(&"GPT")).then(|| fields.get(2).map(|g| g.to_ascii_lowercase())).flatten()
+}
+
+/// Offline bootability check: every identifier the target's fstab, crypttab, loader entries
+/// and grub.cfg name must be a partition of the target; every new entry's loader must exist.
+fn bootability_check(plan: &MigratePlan, tgt: &File, others: &[sysclone_ident::check::OtherDisk], loaders: &[sysclone_ident::check::LoaderRef]) -> Result<sysclone_ident::check::Report> {
+    use sysclone_disk::sys::{loop_attach, loop_detach, LO_FLAGS_READ_ONLY};
+    use sysclone_layout::migrate::{guid_to_string, name_from_utf16};
+    let mut loops: Vec<(u32, Option<PathBuf>)> = Vec::new();
+    let result = (|| -> Result<_> {
+        let mut parts = Vec::new();
+        for tp in &plan.parts {
+            let n = loop_attach(tgt.as_fd(), tp.start, tp.size, plan.target_sector, LO_FLAGS_READ_ONLY)?;
+            loops.push((n, None));
+            let dev = PathBuf::from(format!("/dev/loop{n}"));
+            let info = sysclone_ident::fs_uuid::read_fs_id(&dev).ok().flatten();
+            let fs = info.as_ref().map(|i| i.kind.clone());
+            let mut mounted = None;
+            if let Some(k) = fs.as_deref().filter(|k| k.starts_with("ext") || *k == "xfs" || *k == "btrfs") {
+                let mnt = PathBuf::from(format!("/run/sysclone-check-{}", tp.number));
+                std::fs::create_dir_all(&mnt)?;
+                let flags = nix::mount::MsFlags::MS_RDONLY | nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+                let data = if k.starts_with("ext") { Some("noload") } else { None };
+                if nix::mount::mount(Some(&dev), &mnt, Some(k), flags, data).is_ok() {
+                    if let Some(l) = loops.last_mut() {
+                        l.1 = Some(mnt.clone());
+                    }
+                    mounted = Some(mnt);
+                }
+            }
+            parts.push(sysclone_ident::check::PartInfo {
+                number: tp.number,
+                part_uuid: Some(guid_to_string(&tp.part_guid).to_ascii_lowercase()),
+                part_label: Some(name_from_utf16(&tp.name_utf16)).filter(|n| !n.is_empty()),
+                fs,
+                fs_uuid: info.as_ref().and_then(|i| i.uuid.clone()),
+                label: info.as_ref().and_then(|i| i.label.clone()),
+                dev_path: dev,
+                mounted_root: mounted,
+            });
+        }
+        Ok(sysclone_ident::check::check_bootable(&parts, others, loaders, &sysclone_ident::apply::HostFiles::new()))
+    })();
+    for (n, mnt) in loops {
+        if let Some(m) = mnt {
+            let _ = nix::mount::umount(&m);
+        }
+        let _ = loop_detach(n);
+    }
+    result
 }
 
 /// Copy, resize and write the table. The target's old table is made invalid first and the

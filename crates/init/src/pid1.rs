@@ -75,11 +75,15 @@ fn setup() -> Result<Setup> {
     }
     if Path::new("/sys/firmware/efi").exists() {
         mount_one("efivarfs", EFIVARS, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        // SecureBoot (EFI global variable): 4 attribute bytes, then 1 = enforcing.
+        let sb = std::fs::read(format!("{EFIVARS}/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")).ok();
+        say(&format!("secure boot: {}", match sb.as_deref().and_then(|v| v.get(4)) { Some(1) => "enabled", Some(_) => "disabled", None => "unknown" }));
     }
     let (n, waited) = coldplug_and_settle(&mut loader, Duration::from_millis(1500), Duration::from_secs(30));
     say(&format!("drivers: {} of {} modules loaded, disks settled after {waited:.1} s", loader.loaded().len(), loader.count()));
     let _ = n;
-    let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten();
+    // systemd-boot names its partition in LoaderDevicePartUUID; GRUB (Secure Boot, BIOS) puts it on the command line.
+    let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten().or_else(|| cmdline.get("sysclone.boot-partuuid").map(str::to_string));
     Ok(Setup { cmdline, loader, boot_partuuid })
 }
 
@@ -127,6 +131,7 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
         let report = crate::migrate::run_migrate(&opts)?;
         say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&report).unwrap_or_default()));
         say("SYSCLONE-RESULT ok");
+        save_log("ok");
         return Ok(());
     }
     say(&format!("job: clone {} -> {} ({:?})", job.source, job.target, job.mode));
@@ -148,6 +153,7 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
     let outcome = run_clone(&opts)?;
     say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&outcome).unwrap_or_default()));
     say("SYSCLONE-RESULT ok");
+    save_log("ok");
     Ok(())
 }
 
@@ -182,6 +188,48 @@ fn interactive(setup: &Setup) -> Result<()> {
     Ok(())
 }
 
+/// `YYYYMMDD-HHMMSS` (UTC) for `secs` since 1970.
+pub fn stamp(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Keep the console log on the boot medium's ESP, under `sysclone/logs/`, so the result can
+/// be read on any machine afterwards. A failure to save is said, never fatal.
+fn save_log(result: &str) {
+    let Some(uuid) = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten() else {
+        return;
+    };
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let name = format!("sysclone/logs/{}-{result}.log", stamp(secs));
+    let r = (|| -> Result<()> {
+        let disks = disks_now(Some(&uuid))?;
+        let (disk, part) = disks
+            .iter()
+            .find_map(|d| d.partitions.iter().find(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&uuid))).map(|p| (d, p)))
+            .ok_or_else(|| anyhow!("the boot partition is gone"))?;
+        let dev = std::fs::OpenOptions::new().read(true).write(true).open(&disk.path)?;
+        let text = log_text() + "\n";
+        sysclone_media::usbimage::add_files_to_fat(dev, part.start_bytes, part.size_bytes, &[sysclone_media::usbimage::EspFile::bytes(name.clone(), text.into_bytes())])?;
+        Ok(())
+    })();
+    match r {
+        Ok(()) => say(&format!("log saved on the boot medium as {name}")),
+        Err(e) => say(&format!("log not saved on the boot medium: {e:#}")),
+    }
+}
+
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
 }
@@ -189,6 +237,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 /// Show a failure and ask what to do. Returns when the user chose retry.
 fn failure_menu(err: &str, on_failure: After) {
     say(&format!("SYSCLONE-RESULT failed\nERROR: {err}"));
+    save_log("failed");
     if on_failure != After::Menu {
         power(on_failure);
     }
@@ -311,5 +360,15 @@ pub fn modprobe_main(args: &[String]) -> i32 {
         0
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps() {
+        assert_eq!(super::stamp(0), "19700101-000000");
+        assert_eq!(super::stamp(951_782_400 + 3661), "20000229-010101");
+        assert_eq!(super::stamp(1_795_521_600), "20261124-120000");
     }
 }

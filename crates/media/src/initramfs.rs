@@ -1,5 +1,6 @@
-//! The rescue initramfs: a cpio "newc" archive (optionally gzip-compressed) holding our
-//! binary as `/init`, `sbin/modprobe -> /init`, the needed kernel modules byte-identical, and
+//! The rescue initramfs: a cpio "newc" archive (zstd- or gzip-compressed, or plain) holding
+//! our binary as `/init`, `sbin/modprobe -> /init`, the needed kernel modules (uncompressed,
+//! otherwise byte-identical, so signed modules keep their signature), their firmware, and
 //! kmod-style text index files for them.
 
 use std::collections::BTreeSet;
@@ -11,6 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use cpio::newc::Builder;
 use serde::Serialize;
 
+use crate::firmware::FirmwareFile;
 use crate::modindex::{ModuleIndex, Reason};
 
 /// Output compression of the archive.
@@ -18,8 +20,43 @@ use crate::modindex::{ModuleIndex, Reason};
 pub enum Compression {
     /// gzip at the default level (6), deterministic header (mtime 0, no file name).
     Gzip,
+    /// zstd at the given level (1–22), single-threaded, with a content checksum; the output
+    /// depends only on the input and the level. Linux needs `CONFIG_RD_ZSTD` (Debian: yes).
+    Zstd(i32),
     /// Plain cpio.
     None,
+}
+
+impl Compression {
+    /// The default: zstd level 19 (small images; the kernel unpacks zstd faster than gzip).
+    pub const DEFAULT: Compression = Compression::Zstd(19);
+
+    /// Parses `zstd`, `zstd:LEVEL`, `gzip` or `none`.
+    pub fn parse(s: &str) -> Result<Compression> {
+        match s.trim() {
+            "gzip" | "gz" => Ok(Compression::Gzip),
+            "none" | "cpio" => Ok(Compression::None),
+            "zstd" | "zst" => Ok(Compression::DEFAULT),
+            other => match other.strip_prefix("zstd:") {
+                Some(l) => {
+                    let level: i32 = l.parse().with_context(|| format!("zstd level {l:?} is not a number"))?;
+                    ensure!((1..=22).contains(&level), "zstd level {level} is outside 1..=22");
+                    Ok(Compression::Zstd(level))
+                }
+                None => bail!("unknown compression {other:?}: use zstd, zstd:LEVEL, gzip or none"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::Gzip => write!(f, "gzip"),
+            Compression::Zstd(l) => write!(f, "zstd:{l}"),
+            Compression::None => write!(f, "none"),
+        }
+    }
 }
 
 /// What to put in the initramfs.
@@ -33,9 +70,13 @@ pub struct InitramfsSpec {
     /// The `lib/modules/<kver>` directory of that kernel. If it instead contains a
     /// `<kernel_version>` subdirectory (i.e. it is `lib/modules`), that subdirectory is used.
     pub modules_dir: PathBuf,
-    /// Module names, aliases or globs (see [`ModuleIndex::resolve_closure`]); the dependency
-    /// closure is computed. Empty: no modules (the modules directory is then optional).
+    /// Module names, aliases, globs and `!` exclusions (see
+    /// [`ModuleIndex::resolve_closure`]); the dependency closure is computed. Empty: no modules
+    /// (the modules directory is then optional).
     pub modules: Vec<String>,
+    /// Directories searched, in order, for the firmware the chosen modules name (see
+    /// [`crate::firmware`]). Empty: no firmware.
+    pub firmware_dirs: Vec<PathBuf>,
     /// Additional files: (path in archive, contents, mode). A mode without file-type bits is a
     /// regular file; `0o040000` bits make a directory (contents must be empty), `0o120000` a
     /// symlink (contents = target). Parent directories are created automatically.
@@ -47,12 +88,16 @@ pub struct InitramfsSpec {
 pub struct IncludedModule {
     /// Normalised module name.
     pub name: String,
-    /// Path relative to `lib/modules/<kver>`.
+    /// Path in the image, relative to `lib/modules/<kver>` (always `.ko`).
     pub relpath: String,
-    /// Size in bytes.
+    /// Path of the module file in the kernel tree (may end in `.ko.xz`, `.ko.zst`, `.ko.gz`).
+    pub source_relpath: String,
+    /// Size in bytes in the kernel tree.
     pub size: u64,
     /// Why it is included.
     pub reason: Reason,
+    /// For wanted modules: the profile entry that named it.
+    pub wanted_by: Option<String>,
 }
 
 /// Summary of a built initramfs.
@@ -60,12 +105,18 @@ pub struct IncludedModule {
 pub struct InitramfsReport {
     /// Modules in load order (dependencies first).
     pub modules: Vec<IncludedModule>,
+    /// Firmware files put in the image (at `lib/firmware/NAME`).
+    pub firmware: Vec<FirmwareFile>,
+    /// Firmware named by included modules but found in no firmware directory: (name, modules).
+    pub firmware_missing: Vec<(String, Vec<String>)>,
     /// Notes from the closure computation (unresolved softdeps, built-in names…).
     pub notes: Vec<String>,
     /// Number of archive entries (excluding the trailer).
     pub entries: usize,
-    /// Total bytes of `.ko` files.
+    /// Total bytes of `.ko` files as stored in the image (uncompressed).
     pub module_bytes: u64,
+    /// Total bytes of firmware as stored in the image.
+    pub firmware_bytes: u64,
     /// Size of the cpio stream.
     pub uncompressed_size: u64,
     /// Size of the output file (equal to `uncompressed_size` without compression).
@@ -219,16 +270,51 @@ fn effective_modules_dir(spec: &InitramfsSpec) -> PathBuf {
     }
 }
 
+/// A small uncompressed newc archive of `files` (path, contents, mode as in
+/// [`InitramfsSpec::extra_files`]), parents created as needed, mtime 0: e.g. a job file as a
+/// second initrd for network boot (the kernel unpacks every archive it is given, in order).
+pub fn build_cpio(files: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>> {
+    let mut dirs = BTreeSet::new();
+    let mut norm = Vec::new();
+    for (p, data, mode) in files {
+        let p = normalize_extra_path(p)?;
+        add_parents(&p, &mut dirs);
+        norm.push((p, data, if mode & S_IFMT == 0 { mode | S_IFREG } else { *mode }));
+    }
+    let mut a = ArchiveWriter::new(Vec::new());
+    for d in &dirs {
+        a.dir(d, 0o755)?;
+    }
+    for (p, data, mode) in norm {
+        a.entry(&p, mode, data, (0, 0))?;
+    }
+    Ok(a.finish()?.0)
+}
+
+/// Everything that goes into the archive, in order.
+struct Contents<'a> {
+    dirs: BTreeSet<String>,
+    extra_dir_modes: std::collections::BTreeMap<String, u32>,
+    init: Vec<u8>,
+    modroot: String,
+    modules: &'a [IncludedModule],
+    mdir: &'a Path,
+    index_files: Vec<(&'static str, Vec<u8>)>,
+    firmware: &'a [FirmwareFile],
+    extras: Vec<(String, &'a [u8], u32)>,
+}
+
 /// Builds the initramfs described by `spec` into `out` (written to a temporary file next to it
 /// and renamed into place on success).
 ///
-/// Layout, in archive order: directories parent-first (`dev`, `lib/modules/<kver>/…`, `mnt`,
-/// `proc`, `run`, `sbin`, `sys`, `tmp`, and those needed by the modules and extra files);
-/// `dev/console` (c 5 1), `dev/null` (c 1 3); `init` (the binary, 0755); `sbin/modprobe ->
-/// /init`; the `.ko` files in load order, byte-identical; `modules.dep`, `modules.alias`,
-/// `modules.softdep` for that set and `modules.builtin` / `modules.builtin.modinfo` copied from
-/// the kernel; then the extra files. All entries have mtime 0 and uid/gid 0, so the output is
-/// reproducible.
+/// Layout, in archive order: directories parent-first (`dev`, `lib/modules/<kver>/…`,
+/// `lib/firmware/…`, `mnt`, `proc`, `run`, `sbin`, `sys`, `tmp`, and those needed by the
+/// extra files); `dev/console` (c 5 1), `dev/null` (c 1 3); `init` (the binary, 0755);
+/// `sbin/modprobe -> /init`; the `.ko` files in load order, unpacked if they were compressed;
+/// `modules.dep`, `modules.alias`, `modules.softdep` for that set and `modules.builtin` /
+/// `modules.builtin.modinfo` copied from the kernel; the firmware files, unpacked; then the
+/// extra files. All entries have mtime 0 and uid/gid 0, and every compressor is run
+/// deterministically, so the output depends only on the inputs.
 pub fn build_initramfs(
     spec: &InitramfsSpec,
     out: &Path,
@@ -263,11 +349,25 @@ pub fn build_initramfs(
             .with_context(|| format!("module {name} missing from index"))?;
         included.push(IncludedModule {
             name: e.name.clone(),
-            relpath: e.relpath.clone(),
+            relpath: e.image_relpath(),
+            source_relpath: e.relpath.clone(),
             size: e.size,
             reason: closure.reasons.get(name).cloned().unwrap_or(Reason::Wanted),
+            wanted_by: closure.wanted_by.get(name).cloned(),
         });
     }
+
+    // Firmware named by those modules.
+    let fw = if spec.firmware_dirs.is_empty() {
+        crate::firmware::FirmwareSet::default()
+    } else {
+        let mods: Vec<(&str, &[String])> = closure
+            .modules
+            .iter()
+            .filter_map(|n| index.get(n).map(|e| (e.name.as_str(), e.info.firmware.as_slice())))
+            .collect();
+        crate::firmware::collect(mods, &spec.firmware_dirs)?
+    };
 
     // Index files.
     let mut dep = Vec::new();
@@ -284,8 +384,13 @@ pub fn build_initramfs(
             Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
         }
     };
-    let builtin = read_opt("modules.builtin")?;
-    let builtin_modinfo = read_opt("modules.builtin.modinfo")?;
+    let index_files = vec![
+        ("modules.dep", dep),
+        ("modules.alias", alias),
+        ("modules.softdep", softdep),
+        ("modules.builtin", read_opt("modules.builtin")?),
+        ("modules.builtin.modinfo", read_opt("modules.builtin.modinfo")?),
+    ];
 
     // Extra files.
     let mut extras: Vec<(String, &[u8], u32)> = Vec::new();
@@ -310,6 +415,9 @@ pub fn build_initramfs(
     for m in &included {
         add_parents(&format!("{modroot}/{}", m.relpath), &mut dirs);
     }
+    for f in &fw.files {
+        add_parents(&format!("lib/firmware/{}", f.name), &mut dirs);
+    }
     let mut extra_dir_modes = std::collections::BTreeMap::new();
     for (p, _, mode) in &extras {
         add_parents(p, &mut dirs);
@@ -318,59 +426,49 @@ pub fn build_initramfs(
             extra_dir_modes.insert(p.clone(), *mode);
         }
     }
+    let contents = Contents {
+        dirs,
+        extra_dir_modes,
+        init,
+        modroot,
+        modules: &included,
+        mdir: &mdir,
+        index_files,
+        firmware: &fw.files,
+        extras,
+    };
 
     // Write to a temp file next to `out`.
     let tmp = tmp_path(out);
-    let result = (|| -> Result<(u64, usize)> {
+    let result = (|| -> Result<(u64, usize, Sizes)> {
         let f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let buf = BufWriter::with_capacity(1 << 20, f);
-        let (uncompressed, entries, file) = match compression {
+        let (uncompressed, entries, sizes, file) = match compression {
             Compression::Gzip => {
                 let gz = flate2::GzBuilder::new()
                     .mtime(0)
                     .write(buf, flate2::Compression::default());
-                let (gz, n, e) = write_archive(
-                    gz,
-                    &dirs,
-                    &extra_dir_modes,
-                    &init,
-                    &modroot,
-                    &included,
-                    &mdir,
-                    &dep,
-                    &alias,
-                    &softdep,
-                    &builtin,
-                    &builtin_modinfo,
-                    &extras,
-                )?;
+                let (gz, n, e, sz) = write_archive(gz, &contents)?;
                 let buf = gz.finish().context("finishing gzip stream")?;
-                (n, e, buf.into_inner().map_err(|e| e.into_error())?)
+                (n, e, sz, buf.into_inner().map_err(|e| e.into_error())?)
+            }
+            Compression::Zstd(level) => {
+                let mut enc = zstd::stream::Encoder::new(buf, level).context("starting zstd")?;
+                enc.include_checksum(true).context("zstd checksum flag")?;
+                let (enc, n, e, sz) = write_archive(enc, &contents)?;
+                let buf = enc.finish().context("finishing zstd stream")?;
+                (n, e, sz, buf.into_inner().map_err(|e| e.into_error())?)
             }
             Compression::None => {
-                let (buf, n, e) = write_archive(
-                    buf,
-                    &dirs,
-                    &extra_dir_modes,
-                    &init,
-                    &modroot,
-                    &included,
-                    &mdir,
-                    &dep,
-                    &alias,
-                    &softdep,
-                    &builtin,
-                    &builtin_modinfo,
-                    &extras,
-                )?;
-                (n, e, buf.into_inner().map_err(|e| e.into_error())?)
+                let (buf, n, e, sz) = write_archive(buf, &contents)?;
+                (n, e, sz, buf.into_inner().map_err(|e| e.into_error())?)
             }
         };
         file.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
-        Ok((uncompressed, entries))
+        Ok((uncompressed, entries, sizes))
     })();
-    let (uncompressed_size, entries) = match result {
+    let (uncompressed_size, entries, sizes) = match result {
         Ok(v) => v,
         Err(e) => {
             let _ = fs::remove_file(&tmp);
@@ -383,8 +481,11 @@ pub fn build_initramfs(
         .with_context(|| format!("stat {}", out.display()))?
         .len();
     Ok(InitramfsReport {
-        module_bytes: included.iter().map(|m| m.size).sum(),
+        module_bytes: sizes.modules,
+        firmware_bytes: sizes.firmware,
         modules: included,
+        firmware: fw.files,
+        firmware_missing: fw.missing,
         notes: closure.notes,
         entries,
         uncompressed_size,
@@ -401,25 +502,17 @@ fn tmp_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_archive<W: Write>(
-    w: W,
-    dirs: &BTreeSet<String>,
-    extra_dir_modes: &std::collections::BTreeMap<String, u32>,
-    init: &[u8],
-    modroot: &str,
-    included: &[IncludedModule],
-    mdir: &Path,
-    dep: &[u8],
-    alias: &[u8],
-    softdep: &[u8],
-    builtin: &[u8],
-    builtin_modinfo: &[u8],
-    extras: &[(String, &[u8], u32)],
-) -> Result<(W, u64, usize)> {
+#[derive(Default)]
+struct Sizes {
+    modules: u64,
+    firmware: u64,
+}
+
+fn write_archive<W: Write>(w: W, c: &Contents<'_>) -> Result<(W, u64, usize, Sizes)> {
+    let mut sizes = Sizes::default();
     let mut a = ArchiveWriter::new(w);
-    for d in dirs {
-        let perm = match (extra_dir_modes.get(d), d.as_str()) {
+    for d in &c.dirs {
+        let perm = match (c.extra_dir_modes.get(d), d.as_str()) {
             (Some(m), _) => m & 0o7777,
             (None, "tmp") => 0o1777,
             _ => 0o755,
@@ -428,32 +521,34 @@ fn write_archive<W: Write>(
     }
     a.chardev("dev/console", 0o600, 5, 1)?;
     a.chardev("dev/null", 0o666, 1, 3)?;
-    a.file("init", 0o755, init)?;
+    a.file("init", 0o755, &c.init)?;
     a.symlink("sbin/modprobe", "/init")?;
-    for m in included {
-        let src = mdir.join(&m.relpath);
+    for m in c.modules {
+        let src = c.mdir.join(&m.source_relpath);
         let mut data = Vec::with_capacity(m.size as usize);
         fs::File::open(&src)
             .and_then(|mut f| f.read_to_end(&mut data))
             .with_context(|| format!("reading module {}", src.display()))?;
-        a.file(&format!("{modroot}/{}", m.relpath), 0o644, &data)?;
+        let data = crate::decompress::unpack(data, &src.display().to_string())?;
+        sizes.modules += data.len() as u64;
+        a.file(&format!("{}/{}", c.modroot, m.relpath), 0o644, &data)?;
     }
-    a.file(&format!("{modroot}/modules.dep"), 0o644, dep)?;
-    a.file(&format!("{modroot}/modules.alias"), 0o644, alias)?;
-    a.file(&format!("{modroot}/modules.softdep"), 0o644, softdep)?;
-    a.file(&format!("{modroot}/modules.builtin"), 0o644, builtin)?;
-    a.file(
-        &format!("{modroot}/modules.builtin.modinfo"),
-        0o644,
-        builtin_modinfo,
-    )?;
-    for (p, data, mode) in extras {
+    for (name, data) in &c.index_files {
+        a.file(&format!("{}/{name}", c.modroot), 0o644, data)?;
+    }
+    for f in c.firmware {
+        let data = crate::decompress::read_unpacked(&f.source)?;
+        sizes.firmware += data.len() as u64;
+        a.file(&format!("lib/firmware/{}", f.name), 0o644, &data)?;
+    }
+    for (p, data, mode) in &c.extras {
         if mode & S_IFMT == S_IFDIR {
             continue; // already emitted with the directories
         }
         a.entry(p, *mode, data, (0, 0))?;
     }
-    a.finish()
+    let (w, n, e) = a.finish()?;
+    Ok((w, n, e, sizes))
 }
 
 /// One entry of an initramfs read back by [`read_initramfs`].
@@ -471,19 +566,11 @@ pub struct InitramfsEntry {
     pub data: Vec<u8>,
 }
 
-/// Reads a (gzip-compressed or plain) single-segment newc archive, returning every entry with
+/// Reads a (zstd- or gzip-compressed, or plain) single-segment newc archive, returning every entry with
 /// its contents. Meant for inspection and tests; holds the whole archive in memory.
 pub fn read_initramfs(path: &Path) -> Result<Vec<InitramfsEntry>> {
     let raw = fs::read(path).with_context(|| format!("reading initramfs {}", path.display()))?;
-    let data = if raw.starts_with(&[0x1F, 0x8B]) {
-        let mut d = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut d)
-            .with_context(|| format!("decompressing initramfs {}", path.display()))?;
-        d
-    } else {
-        raw
-    };
+    let data = crate::decompress::unpack(raw, &path.display().to_string())?;
     let mut out = Vec::new();
     let mut rest: &[u8] = &data;
     loop {
@@ -547,6 +634,7 @@ mod tests {
             kernel_version: "9.9.9-test".into(),
             modules_dir: mdir,
             modules: vec!["ahci".into(), "vfat".into(), "efivarfs".into()],
+            firmware_dirs: vec![],
             extra_files: vec![
                 ("etc/sysclone/job.toml".into(), b"x = 1\n".to_vec(), 0o644),
                 ("/bin/sh".into(), b"/init".to_vec(), 0o120777),
@@ -683,6 +771,84 @@ mod tests {
         assert!(leftovers.is_empty());
     }
 
+    /// A kernel tree with xz- and zstd-compressed modules, one naming firmware: the image holds
+    /// them as plain `.ko` (byte-identical to the unpacked file), `modules.dep` names the
+    /// `.ko` paths, the firmware is there unpacked, and zstd output is reproducible.
+    #[test]
+    fn compressed_modules_firmware_and_zstd() {
+        use crate::modinfo::testutil::fake_ko;
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("lib/modules/9.9.9-z");
+        let pack = |args: &[&str], data: &[u8]| -> Vec<u8> {
+            let mut c = Command::new(args[0])
+                .args(&args[1..])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(data).unwrap();
+            c.wait_with_output().unwrap().stdout
+        };
+        let libata = fake_ko(&["name=libata", "depends="]);
+        let mut ahci = fake_ko(&["name=ahci", "depends=libata", "firmware=vendor/ahci.fw", "firmware=vendor/absent.fw"]);
+        ahci.extend_from_slice(b"~Module signature appended~\n");
+        fs::create_dir_all(mdir.join("kernel/drivers/ata")).unwrap();
+        fs::write(mdir.join("kernel/drivers/ata/libata.ko.zst"), pack(&["zstd", "-q", "-c"], &libata)).unwrap();
+        fs::write(mdir.join("kernel/drivers/ata/ahci.ko.xz"), pack(&["xz", "--check=crc32", "--lzma2=dict=1MiB", "-c"], &ahci)).unwrap();
+        let fwdir = d.path().join("firmware");
+        fs::create_dir_all(fwdir.join("vendor")).unwrap();
+        fs::write(fwdir.join("vendor/ahci.fw.xz"), pack(&["xz", "-c"], b"FIRMWARE BLOB")).unwrap();
+        let init = d.path().join("init");
+        fs::write(&init, b"init").unwrap();
+        let spec = InitramfsSpec {
+            init_binary: init,
+            kernel_version: "9.9.9-z".into(),
+            modules_dir: mdir,
+            modules: vec!["kernel/drivers/ata/*".into()],
+            firmware_dirs: vec![fwdir],
+            extra_files: vec![],
+        };
+        let out = d.path().join("z.img");
+        let rep = build_initramfs(&spec, &out, Compression::Zstd(3)).unwrap();
+        assert_eq!(&fs::read(&out).unwrap()[..4], &[0x28, 0xB5, 0x2F, 0xFD]);
+        let rels: Vec<(&str, &str)> = rep.modules.iter().map(|m| (m.relpath.as_str(), m.source_relpath.as_str())).collect();
+        assert_eq!(rels, [("kernel/drivers/ata/libata.ko", "kernel/drivers/ata/libata.ko.zst"), ("kernel/drivers/ata/ahci.ko", "kernel/drivers/ata/ahci.ko.xz")]);
+        assert_eq!(rep.modules[1].wanted_by.as_deref(), Some("kernel/drivers/ata/*"));
+        assert_eq!(rep.module_bytes, (libata.len() + ahci.len()) as u64);
+        assert_eq!(rep.firmware.len(), 1);
+        assert_eq!(rep.firmware_missing, vec![("vendor/absent.fw".to_string(), vec!["ahci".to_string()])]);
+        let entries = read_initramfs(&out).unwrap();
+        let by: BTreeMap<&str, &InitramfsEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        assert_eq!(by["lib/modules/9.9.9-z/kernel/drivers/ata/ahci.ko"].data, ahci);
+        assert_eq!(by["lib/modules/9.9.9-z/kernel/drivers/ata/libata.ko"].data, libata);
+        assert_eq!(by["lib/firmware/vendor/ahci.fw"].data, b"FIRMWARE BLOB");
+        let dep = String::from_utf8(by["lib/modules/9.9.9-z/modules.dep"].data.clone()).unwrap();
+        assert!(dep.contains("kernel/drivers/ata/ahci.ko: kernel/drivers/ata/libata.ko\n"), "{dep}");
+        // zstd(1) agrees, and the output is reproducible.
+        let o = Command::new("zstd").args(["-t", "-q"]).arg(&out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let again = d.path().join("z2.img");
+        build_initramfs(&spec, &again, Compression::Zstd(3)).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+        // A small job archive for network boot.
+        let job = build_cpio(&[("etc/sysclone/job.toml".into(), b"x".to_vec(), 0o644)]).unwrap();
+        let p = d.path().join("job.cpio");
+        fs::write(&p, &job).unwrap();
+        let e = read_initramfs(&p).unwrap();
+        assert_eq!(e.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["etc", "etc/sysclone", "etc/sysclone/job.toml"]);
+    }
+
+    #[test]
+    fn compression_names() {
+        assert_eq!(Compression::parse("zstd").unwrap(), Compression::DEFAULT);
+        assert_eq!(Compression::parse("zstd:3").unwrap(), Compression::Zstd(3));
+        assert_eq!(Compression::parse("gzip").unwrap(), Compression::Gzip);
+        assert_eq!(Compression::parse("none").unwrap(), Compression::None);
+        assert!(Compression::parse("zstd:99").is_err());
+        assert!(Compression::parse("lz4").is_err());
+        assert_eq!(Compression::Zstd(19).to_string(), "zstd:19");
+    }
+
     #[test]
     fn modules_dir_may_be_lib_modules() {
         let (d, mut spec) = setup();
@@ -768,6 +934,7 @@ mod tests {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            firmware_dirs: vec![],
             extra_files: vec![],
         };
         let out = d.path().join("initramfs.img");

@@ -4,6 +4,11 @@
 //! [`load_order`]) are also used at run time by init.
 
 mod fatfix;
+pub mod decompress;
+pub mod firmware;
+pub mod grub;
+pub mod profile;
+pub mod pxe;
 pub mod fnmatch;
 pub mod initramfs;
 pub mod modindex;

@@ -30,6 +30,25 @@ pub struct ModuleEntry {
     pub info: ModInfo,
 }
 
+impl ModuleEntry {
+    /// Where the module goes in the image: [`ModuleEntry::relpath`] without a compression
+    /// suffix (`kernel/fs/fat/vfat.ko.xz` → `kernel/fs/fat/vfat.ko`); the image holds every
+    /// module uncompressed.
+    pub fn image_relpath(&self) -> String {
+        for suf in [".ko.xz", ".ko.zst", ".ko.gz"] {
+            if let Some(stem) = self.relpath.strip_suffix(suf) {
+                return format!("{stem}.ko");
+            }
+        }
+        self.relpath.clone()
+    }
+
+    /// The compression of the module file, from its name.
+    pub fn packed(&self) -> Option<crate::decompress::Packed> {
+        crate::decompress::Packed::from_name(&self.relpath)
+    }
+}
+
 /// Why a module is part of a closure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "of", rename_all = "snake_case")]
@@ -66,6 +85,9 @@ pub struct Closure {
     /// Informational notes: unresolvable soft dependencies, wanted names satisfied by built-in
     /// code, soft-dependency cycles that were broken.
     pub notes: Vec<String>,
+    /// For each wanted module, the entry of the wanted list that named it (a name, alias or
+    /// glob), so a listing can say which profile line brought it in.
+    pub wanted_by: BTreeMap<String, String>,
 }
 
 /// How a module name or alias resolves.
@@ -296,6 +318,10 @@ impl ModuleIndex {
     /// * a module name (`-`/`_` equivalent); a built-in name is accepted (and noted);
     /// * an alias such as `fs-vfat` or `crypto-crc32c` (all matching modules are taken).
     ///
+    /// An entry starting with `!` is an exclusion: modules it matches (same rules) are not taken
+    /// as wanted, whichever entry named them (a module another one depends on is still
+    /// included, as a dependency). Exclusions that match nothing are ignored.
+    ///
     /// Entries that match nothing are an error naming all of them. The closure follows hard
     /// `depends=` (a dependency that is neither loadable nor built in is an error) and
     /// `softdep pre:`/`post:` (resolved through aliases; unresolvable ones are reported in
@@ -305,49 +331,28 @@ impl ModuleIndex {
         let mut cl = Closure::default();
         let mut roots: Vec<String> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
+        let excluded: BTreeSet<String> = wanted
+            .iter()
+            .filter_map(|w| w.trim().strip_prefix('!'))
+            .flat_map(|pat| self.matching(pat.trim(), &mut Vec::new()).0)
+            .collect();
         for w in wanted {
             let w = w.trim();
-            if w.is_empty() {
+            if w.is_empty() || w.starts_with('!') {
                 continue;
             }
-            let mut builtin_ok = false;
-            let found: Vec<String> = if is_glob(w) {
-                if w.contains('/') {
-                    self.modules
-                        .values()
-                        .filter(|e| fnmatch(w, &e.relpath))
-                        .map(|e| e.name.clone())
-                        .collect()
-                } else {
-                    let pat = normalize_alias(w);
-                    self.modules
-                        .keys()
-                        .filter(|n| fnmatch(&pat, n))
-                        .cloned()
-                        .collect()
-                }
+            let (found, builtin_ok) = self.matching(w, &mut cl.notes);
+            let found: Vec<String> = if found.iter().any(|f| excluded.contains(f)) {
+                found.into_iter().filter(|f| !excluded.contains(f)).collect()
             } else {
-                let r = self.resolve(w);
-                if r.modules.is_empty() && !r.builtin.is_empty() {
-                    builtin_ok = true;
-                    cl.notes.push(format!(
-                        "wanted {w} is built into the kernel ({})",
-                        r.builtin.join(", ")
-                    ));
+                if found.is_empty() && !builtin_ok {
+                    unknown.push(w.to_string());
                 }
-                if !r.modules.is_empty() && normalize_module_name(w) != r.modules[0] {
-                    cl.notes.push(format!(
-                        "wanted {w} resolved through aliases to {}",
-                        r.modules.join(", ")
-                    ));
-                }
-                r.modules
+                found
             };
-            if found.is_empty() && !builtin_ok {
-                unknown.push(w.to_string());
-            }
             for f in found {
                 cl.reasons.entry(f.clone()).or_insert(Reason::Wanted);
+                cl.wanted_by.entry(f.clone()).or_insert_with(|| w.to_string());
                 if !roots.contains(&f) {
                     roots.push(f);
                 }
@@ -364,9 +369,54 @@ impl ModuleIndex {
         for r in &roots {
             self.visit(r, &mut state, &mut cl)?;
         }
+        for x in &excluded {
+            if state.contains_key(x.as_str()) {
+                cl.notes.push(format!("{x} is excluded but needed by another module; included"));
+            }
+        }
         let mut seen = BTreeSet::new();
         cl.notes.retain(|n| seen.insert(n.clone()));
         Ok(cl)
+    }
+
+    /// The loadable modules one wanted-list entry names (see [`ModuleIndex::resolve_closure`]),
+    /// and whether a built-in module satisfies it; notes about aliases and built-ins are
+    /// appended to `notes`.
+    fn matching(&self, w: &str, notes: &mut Vec<String>) -> (Vec<String>, bool) {
+        let mut builtin_ok = false;
+        let found: Vec<String> = if is_glob(w) {
+            if w.contains('/') {
+                self.modules
+                    .values()
+                    .filter(|e| fnmatch(w, &e.relpath) || fnmatch(w, &e.image_relpath()))
+                    .map(|e| e.name.clone())
+                    .collect()
+            } else {
+                let pat = normalize_alias(w);
+                self.modules
+                    .keys()
+                    .filter(|n| fnmatch(&pat, n))
+                    .cloned()
+                    .collect()
+            }
+        } else {
+            let r = self.resolve(w);
+            if r.modules.is_empty() && !r.builtin.is_empty() {
+                builtin_ok = true;
+                notes.push(format!(
+                    "wanted {w} is built into the kernel ({})",
+                    r.builtin.join(", ")
+                ));
+            }
+            if !r.modules.is_empty() && normalize_module_name(w) != r.modules[0] {
+                notes.push(format!(
+                    "wanted {w} resolved through aliases to {}",
+                    r.modules.join(", ")
+                ));
+            }
+            r.modules
+        };
+        (found, builtin_ok)
     }
 
     /// Depth-first visit; `state`: 1 = in progress, 2 = done.
@@ -485,7 +535,8 @@ impl ModuleIndex {
         Ok(out)
     }
 
-    /// Writes `modules.dep` for `modules`: `relpath: dep1 dep2 …` with all transitive hard
+    /// Writes `modules.dep` for `modules`: `relpath: dep1 dep2 …` (paths as in the image, see
+    /// [`ModuleEntry::image_relpath`]) with all transitive hard
     /// dependencies in kmod's order (load from the end backwards, then the module). Every
     /// dependency must itself be in `modules`.
     pub fn write_modules_dep<W: Write>(&self, modules: &[String], mut out: W) -> Result<()> {
@@ -493,7 +544,7 @@ impl ModuleIndex {
         let names: BTreeSet<&str> = set.iter().map(|e| e.name.as_str()).collect();
         for e in &set {
             let deps = self.transitive_deps(&e.name)?;
-            let mut line = format!("{}:", e.relpath);
+            let mut line = format!("{}:", e.image_relpath());
             for d in &deps {
                 if !names.contains(d.as_str()) {
                     bail!(
@@ -502,7 +553,7 @@ impl ModuleIndex {
                     );
                 }
                 line.push(' ');
-                line.push_str(&self.modules[d].relpath);
+                line.push_str(&self.modules[d].image_relpath());
             }
             line.push('\n');
             out.write_all(line.as_bytes())
@@ -918,6 +969,22 @@ pub(crate) mod tests {
         assert_eq!(cl.reasons["vfat"], Reason::Wanted);
         assert_topological(&i, &cl.modules);
         assert_eq!(i.closure(&s(&["nls-cp437"])).unwrap(), s(&["nls_cp437"]));
+    }
+
+    #[test]
+    fn exclusions_and_wanted_by() {
+        let (_d, i) = idx();
+        let cl = i
+            .resolve_closure(&s(&["kernel/drivers/ata/*", "!kernel/drivers/ata/libahci.ko", "!nls_*", "nls_cp437", "!nosuch*"]))
+            .unwrap();
+        // libahci is left out as wanted, but ahci needs it: in, as a dependency, with a note.
+        assert_eq!(cl.reasons["libahci"], Reason::Dependency("ahci".into()));
+        assert!(cl.notes.iter().any(|n| n.contains("libahci is excluded")), "{:?}", cl.notes);
+        assert_eq!(cl.wanted_by["ahci"], "kernel/drivers/ata/*");
+        assert!(!cl.wanted_by.contains_key("libahci"));
+        // An explicitly named module that an exclusion matches stays out (and is no error).
+        assert!(!cl.modules.contains(&"nls_cp437".to_string()), "{:?}", cl.modules);
+        assert_topological(&i, &cl.modules);
     }
 
     #[test]

@@ -220,15 +220,11 @@ pub fn module_name_from_path(path: &str) -> String {
 
 /// Compression detected from a module file's magic bytes.
 fn compression_of(data: &[u8]) -> Option<&'static str> {
-    if data.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]) {
-        Some("xz")
-    } else if data.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        Some("zstd")
-    } else if data.starts_with(&[0x1F, 0x8B]) {
-        Some("gzip")
-    } else {
-        None
-    }
+    crate::decompress::Packed::detect(data).map(|p| match p {
+        crate::decompress::Packed::Xz => "xz",
+        crate::decompress::Packed::Zstd => "zstd",
+        crate::decompress::Packed::Gzip => "gzip",
+    })
 }
 
 fn rd_u16(d: &[u8], off: usize) -> Option<u16> {
@@ -302,12 +298,12 @@ fn read_section<R: Read + Seek>(r: &mut R, file_len: u64, sh: &SectionHeader) ->
 /// such section. Only the ELF header, the section header table, the section name table and the
 /// wanted section are read. Errors on anything that is not a well-formed ELF64 LE file (bad
 /// magic, wrong class/endianness, truncated headers, out-of-range offsets) and on xz/zstd/gzip
-/// compressed modules ("compressed modules not supported yet").
+/// compressed data (unpack it first: [`crate::decompress::unpack`]).
 pub fn read_elf_section<R: Read + Seek>(r: &mut R, name: &str) -> Result<Option<Vec<u8>>> {
     let file_len = r.seek(SeekFrom::End(0))?;
     let head = read_range(r, file_len, 0, file_len.min(64))?;
     if let Some(c) = compression_of(&head) {
-        bail!("{c}-compressed module: compressed modules not supported yet");
+        bail!("{c}-compressed data: unpack it before reading ELF sections");
     }
     if head.len() < 64 || &head[0..4] != b"\x7fELF" {
         bail!("not an ELF file (bad magic or shorter than an ELF header)");
@@ -370,8 +366,13 @@ pub fn find_elf_section(data: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
     read_elf_section(&mut Cursor::new(data), name)
 }
 
-/// Extracts and parses the `.modinfo` section of an in-memory `.ko` image.
+/// Extracts and parses the `.modinfo` section of an in-memory `.ko` image (xz, zstd or gzip
+/// compressed images are unpacked first).
 pub fn modinfo_from_bytes(data: &[u8]) -> Result<ModInfo> {
+    if compression_of(data).is_some() {
+        let plain = crate::decompress::unpack(data.to_vec(), "module")?;
+        return modinfo_from_bytes(&plain);
+    }
     let sec = find_elf_section(data, ".modinfo")?.context("ELF file has no .modinfo section")?;
     Ok(ModInfo::parse(&sec))
 }
@@ -379,18 +380,19 @@ pub fn modinfo_from_bytes(data: &[u8]) -> Result<ModInfo> {
 /// Reads a module file and parses its `.modinfo` section (reading only the parts of the file
 /// that are needed).
 ///
-/// `.ko.xz`, `.ko.zst` and `.ko.gz` files (recognised by name or magic) are rejected with
-/// "compressed modules not supported yet".
+/// `.ko.xz`, `.ko.zst` and `.ko.gz` files (recognised by magic) are unpacked in memory first.
 pub fn read_modinfo(path: &Path) -> Result<ModInfo> {
-    let name = path.to_string_lossy();
-    if name.ends_with(".ko.xz") || name.ends_with(".ko.zst") || name.ends_with(".ko.gz") {
-        bail!(
-            "reading module {}: compressed modules not supported yet",
-            path.display()
-        );
-    }
     let mut f =
         fs::File::open(path).with_context(|| format!("opening module {}", path.display()))?;
+    let mut magic = [0u8; 6];
+    let n = f.read(&mut magic).with_context(|| format!("reading module {}", path.display()))?;
+    if compression_of(&magic[..n]).is_some() {
+        let plain = crate::decompress::read_unpacked(path)?;
+        let sec = find_elf_section(&plain, ".modinfo")
+            .with_context(|| format!("parsing ELF sections of module {} (unpacked)", path.display()))?
+            .with_context(|| format!("module {} has no .modinfo section", path.display()))?;
+        return Ok(ModInfo::parse(&sec));
+    }
     let sec = read_elf_section(&mut f, ".modinfo")
         .with_context(|| format!("parsing ELF sections of module {}", path.display()))?
         .with_context(|| format!("module {} has no .modinfo section", path.display()))?;
@@ -585,18 +587,33 @@ mod tests {
     }
 
     #[test]
-    fn compressed_rejected() {
-        let xz = [0xFD, b'7', b'z', b'X', b'Z', 0, 1, 2, 3];
-        let e = format!("{:#}", modinfo_from_bytes(&xz).unwrap_err());
-        assert!(e.contains("compressed modules not supported yet"), "{e}");
-        let zst = [0x28, 0xB5, 0x2F, 0xFD, 0, 0];
-        assert!(format!("{:#}", modinfo_from_bytes(&zst).unwrap_err())
-            .contains("compressed modules not supported yet"));
+    fn compressed_modules_are_read() {
+        use std::io::Write;
+        let ko = testutil::fake_ko(&["name=foo", "alias=fs-foo", "depends=bar"]);
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("foo.ko.xz");
-        std::fs::write(&p, xz).unwrap();
+        for (suffix, args) in [(".ko.xz", &["xz", "--check=crc32", "-c"][..]), (".ko.zst", &["zstd", "-q", "-c"][..]), (".ko.gz", &["gzip", "-n", "-c"][..])] {
+            let mut c = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(&ko).unwrap();
+            let packed = c.wait_with_output().unwrap().stdout;
+            let p = dir.path().join(format!("foo{suffix}"));
+            std::fs::write(&p, &packed).unwrap();
+            let mi = read_modinfo(&p).unwrap();
+            assert_eq!(mi.aliases, vec!["fs-foo"], "{suffix}");
+            assert_eq!(mi.depends, vec!["bar"], "{suffix}");
+            assert_eq!(modinfo_from_bytes(&packed).unwrap(), mi);
+            // The section reader itself wants plain ELF.
+            assert!(format!("{:#}", find_elf_section(&packed, ".modinfo").unwrap_err()).contains("unpack"));
+        }
+        // Garbage behind the magic: an error naming the file.
+        let p = dir.path().join("bad.ko.xz");
+        std::fs::write(&p, [0xFD, b'7', b'z', b'X', b'Z', 0, 1, 2, 3]).unwrap();
         let e = format!("{:#}", read_modinfo(&p).unwrap_err());
-        assert!(e.contains("compressed modules not supported yet") && e.contains("foo.ko.xz"));
+        assert!(e.contains("bad.ko.xz"), "{e}");
     }
 
     #[test]

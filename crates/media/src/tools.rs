@@ -1598,6 +1598,7 @@ mod tests {
             modules_dir: d.path().join("none"),
             modules: vec![],
             extra_files: bundle.extra_files(),
+            ..Default::default()
         };
         let img = d.path().join("initramfs.img");
         let rep = crate::build_initramfs(&spec, &img, crate::Compression::Gzip).unwrap();

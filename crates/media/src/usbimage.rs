@@ -1,7 +1,10 @@
-//! Bootable USB image: protective MBR + GPT with one EFI System Partition formatted FAT32,
-//! holding systemd-boot as the removable-media loader, our kernel and initramfs and a loader
-//! entry. Also generic FAT helpers (format + populate a partition, list/read files on an ESP
-//! without mounting it).
+//! Bootable USB image: protective MBR + GPT with an EFI System Partition formatted FAT32,
+//! holding the removable-media loader (systemd-boot, or Debian's signed shim + GRUB for
+//! Secure Boot), our kernel and initramfs and their configuration; optionally a BIOS boot
+//! partition with GRUB's core image and GRUB's boot code in the MBR (see [`crate::grub`]).
+//! Disk and partition GUIDs and the FAT serial come from [`UsbIds`] (derived from a seed for
+//! reproducible builds) and FAT timestamps from a fixed time when one is given. Also generic
+//! FAT helpers (format + populate a partition, list/read files on an ESP without mounting it).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -76,6 +79,69 @@ impl EspFile {
     }
 }
 
+/// Debian's signed boot chain for Secure Boot, used instead of systemd-boot.
+#[derive(Debug, Clone, Default)]
+pub struct SignedChain {
+    /// `shimx64.efi.signed` (signed by Microsoft's UEFI CA), installed as
+    /// `EFI/BOOT/BOOTX64.EFI`.
+    pub shim: PathBuf,
+    /// `grubx64.efi.signed` (signed by Debian), installed as `EFI/BOOT/grubx64.efi`, where
+    /// shim looks for it; its configuration goes to `EFI/debian/grub.cfg`, where it looks.
+    pub grub: PathBuf,
+    /// `mmx64.efi.signed` (MokManager), installed as `EFI/BOOT/mmx64.efi` when given: shim
+    /// starts it when a signature does not verify, to enroll a key.
+    pub mok_manager: Option<PathBuf>,
+}
+
+/// BIOS boot with GRUB (see [`crate::grub`]).
+#[derive(Debug, Clone, Default)]
+pub struct BiosBoot {
+    /// GRUB's `boot.img` (512 bytes).
+    pub boot_img: Vec<u8>,
+    /// `core.img` from `grub-mkimage -O i386-pc`, with the embedded configuration finding
+    /// the ESP by [`UsbIds::fat_uuid`].
+    pub core_img: Vec<u8>,
+}
+
+/// The identifiers of an image: GPT disk and partition GUIDs, the FAT serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsbIds {
+    pub disk_guid: Uuid,
+    pub esp_guid: Uuid,
+    pub bios_guid: Uuid,
+    pub volume_id: u32,
+}
+
+impl UsbIds {
+    /// Fresh random identifiers (two sticks made from two builds differ).
+    pub fn random() -> UsbIds {
+        Self::from_guids(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4())
+    }
+
+    /// Identifiers derived from `seed` (e.g. `SOURCE_DATE_EPOCH` and digests of the inputs):
+    /// the same seed gives the same image, byte for byte. The GUIDs are SHA-256 based,
+    /// formatted as random (version 4) UUIDs.
+    pub fn from_seed(seed: &[u8]) -> UsbIds {
+        use sha2::{Digest, Sha256};
+        let g = |what: &str| {
+            let h = Sha256::new().chain_update(b"sysclone usb image ids\0").chain_update(seed).chain_update(what.as_bytes()).finalize();
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&h[..16]);
+            uuid::Builder::from_random_bytes(b).into_uuid()
+        };
+        Self::from_guids(g("disk"), g("esp"), g("bios"))
+    }
+
+    fn from_guids(disk_guid: Uuid, esp_guid: Uuid, bios_guid: Uuid) -> UsbIds {
+        UsbIds { disk_guid, esp_guid, bios_guid, volume_id: volume_id_from_guid(&esp_guid) }
+    }
+
+    /// The FAT serial as Linux and GRUB show it: `XXXX-XXXX`.
+    pub fn fat_uuid(&self) -> String {
+        format!("{:04X}-{:04X}", self.volume_id >> 16, self.volume_id & 0xFFFF)
+    }
+}
+
 /// What to put on the USB image.
 #[derive(Debug, Clone, Default)]
 pub struct UsbImageSpec {
@@ -83,9 +149,12 @@ pub struct UsbImageSpec {
     pub kernel: PathBuf,
     /// Initramfs, copied to `EFI/sysclone/initramfs.img`.
     pub initramfs: PathBuf,
-    /// systemd-boot (`systemd-bootx64.efi`), copied to `EFI/BOOT/BOOTX64.EFI`.
+    /// systemd-boot (`systemd-bootx64.efi`), copied to `EFI/BOOT/BOOTX64.EFI`; not used when
+    /// [`UsbImageSpec::secure_boot`] is set.
     pub loader_efi: PathBuf,
-    /// Kernel command line (`options` line of the loader entry; omitted if empty).
+    /// Kernel command line (`options` line of the loader entry; omitted if empty). GRUB's
+    /// entries add `sysclone.boot-partuuid=<ESP GUID>`, since GRUB does not tell the kernel
+    /// which partition it started from (systemd-boot does, in `LoaderDevicePartUUID`).
     pub cmdline: String,
     /// Menu title of the loader entry.
     pub title: String,
@@ -93,6 +162,14 @@ pub struct UsbImageSpec {
     pub extra_esp_files: Vec<(String, Vec<u8>)>,
     /// ESP size in bytes (rounded up to MiB). Default: contents + 32 MiB, at least 64 MiB.
     pub esp_size: Option<u64>,
+    /// Boot through Debian's signed shim and GRUB instead of systemd-boot.
+    pub secure_boot: Option<SignedChain>,
+    /// Also boot on BIOS machines (GRUB in the MBR and a BIOS boot partition).
+    pub bios: Option<BiosBoot>,
+    /// GUIDs and FAT serial; random when `None`.
+    pub ids: Option<UsbIds>,
+    /// Timestamp of every FAT directory entry (seconds since 1970); the build time when `None`.
+    pub timestamp: Option<u64>,
 }
 
 /// Summary of a built USB image.
@@ -112,6 +189,8 @@ pub struct UsbImageReport {
     pub volume_id: u32,
     /// Files written: (path, size).
     pub files: Vec<(String, u64)>,
+    /// BIOS boot partition start offset in bytes, when there is one.
+    pub bios_start_byte: Option<u64>,
 }
 
 /// Default ESP size for `content_bytes` of files: contents + 32 MiB slack, at least 64 MiB,
@@ -172,12 +251,58 @@ fn clean_fat_path(p: &str) -> Result<String> {
 type FatFs<D> = FileSystem<BufStream<StreamSlice<D>>>;
 
 fn open_fat<D: Read + Write + Seek>(dev: D, start: u64, len: u64) -> Result<FatFs<D>> {
+    open_fat_at(dev, start, len, None)
+}
+
+/// A clock for `fatfs` that always says the same time.
+#[derive(Debug)]
+struct FixedTime(fatfs::DateTime);
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// The FAT date and time (UTC) of `epoch` seconds since 1970, clamped to FAT's 1980–2107.
+pub fn fat_date_time(epoch: u64) -> fatfs::DateTime {
+    let min = 315_532_800u64; // 1980-01-01
+    let max = 4_354_819_199u64; // 2107-12-31 23:59:59
+    let t = epoch.clamp(min, max);
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    fatfs::DateTime {
+        date: fatfs::Date { year: year as u16, month: month as u16, day: day as u16 },
+        time: fatfs::Time { hour: (secs / 3600) as u16, min: (secs / 60 % 60) as u16, sec: (secs % 60) as u16, millis: 0 },
+    }
+}
+
+fn open_fat_at<D: Read + Write + Seek>(dev: D, start: u64, len: u64, time: Option<u64>) -> Result<FatFs<D>> {
     let end = start
         .checked_add(len)
         .context("partition start + length overflows")?;
     let slice = StreamSlice::new(dev, start, end)
         .with_context(|| format!("seeking to partition at byte {start}"))?;
-    FileSystem::new(BufStream::new(slice), FsOptions::new())
+    let mut opts = FsOptions::new();
+    if let Some(t) = time {
+        // fatfs wants a 'static clock; one small allocation per image built.
+        let clock: &'static FixedTime = Box::leak(Box::new(FixedTime(fat_date_time(t))));
+        opts = opts.time_provider(clock);
+    }
+    FileSystem::new(BufStream::new(slice), opts)
         .with_context(|| format!("opening FAT filesystem at byte {start} (length {len})"))
 }
 
@@ -261,10 +386,22 @@ fn mkdir_p<T: fatfs::ReadWriteSeek>(root: &fatfs::Dir<'_, T>, dir: &str) -> Resu
 /// Afterwards every directory whose `.`/`..` entries `fatfs` 0.3.6 laid out wrongly (an LFN
 /// entry in front of them) is rewritten so that `fsck.fat` finds them in slots 0 and 1.
 pub fn add_files_to_fat<D: Read + Write + Seek>(
+    dev: D,
+    start_byte: u64,
+    len: u64,
+    files: &[EspFile],
+) -> Result<Vec<(String, u64)>> {
+    add_files_to_fat_at(dev, start_byte, len, files, None)
+}
+
+/// [`add_files_to_fat`] with every timestamp set to `time` (seconds since 1970, UTC) instead
+/// of the current time, for reproducible images.
+pub fn add_files_to_fat_at<D: Read + Write + Seek>(
     mut dev: D,
     start_byte: u64,
     len: u64,
     files: &[EspFile],
+    time: Option<u64>,
 ) -> Result<Vec<(String, u64)>> {
     let mut seen = BTreeSet::new();
     let mut cleaned = Vec::with_capacity(files.len());
@@ -276,7 +413,7 @@ pub fn add_files_to_fat<D: Read + Write + Seek>(
         );
         cleaned.push((p, &f.source));
     }
-    let fs = open_fat(&mut dev, start_byte, len)?;
+    let fs = open_fat_at(&mut dev, start_byte, len, time)?;
     let mut written = Vec::new();
     {
         let root = fs.root_dir();
@@ -520,13 +657,17 @@ pub fn loader_entry(title: &str, cmdline: &str) -> String {
 }
 
 /// Builds a bootable USB image at `out` (a sparse regular file, replaced if it exists): 1 MiB
-/// gap, the ESP, 1 MiB gap (the backup GPT). Protective MBR; GPT with random disk and partition
-/// GUIDs and one partition "sysclone ESP" of type EFI System at LBA 2048; FAT32 labelled
-/// `SYSCLONE` whose serial derives from the partition GUID ([`volume_id_from_guid`]).
+/// gap, the ESP, then (with [`UsbImageSpec::bios`]) a 1 MiB BIOS boot partition, then 1 MiB
+/// for the backup GPT. Protective MBR (with GRUB's boot code for BIOS boot); GPT with the
+/// disk and partition GUIDs of [`UsbImageSpec::ids`], partition 1 "sysclone ESP" of type EFI
+/// System at LBA 2048, partition 2 "BIOS boot"; FAT32 labelled `SYSCLONE`.
 ///
-/// ESP contents: `EFI/BOOT/BOOTX64.EFI` (systemd-boot), `EFI/sysclone/vmlinuz`,
-/// `EFI/sysclone/initramfs.img`, `loader/loader.conf` ([`LOADER_CONF`]),
-/// `loader/entries/sysclone.conf` ([`loader_entry`]) and the extra files.
+/// ESP contents: `EFI/sysclone/vmlinuz`, `EFI/sysclone/initramfs.img`, the extra files, and
+/// * with systemd-boot: `EFI/BOOT/BOOTX64.EFI`, `loader/loader.conf` ([`LOADER_CONF`]),
+///   `loader/entries/sysclone.conf` ([`loader_entry`]);
+/// * with the signed chain: `EFI/BOOT/BOOTX64.EFI` (shim), `EFI/BOOT/grubx64.efi`,
+///   optionally `EFI/BOOT/mmx64.efi`, and `EFI/debian/grub.cfg` ([`crate::grub::grub_cfg`]);
+/// * with BIOS boot: `boot/grub/grub.cfg` (the same text).
 pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport> {
     check_line("title", &spec.title)?;
     check_line("cmdline", &spec.cmdline)?;
@@ -535,16 +676,34 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
     } else {
         spec.title.trim()
     };
-    let mut files = vec![
-        EspFile::from_path("EFI/BOOT/BOOTX64.EFI", &spec.loader_efi),
-        EspFile::from_path("EFI/sysclone/vmlinuz", &spec.kernel),
-        EspFile::from_path("EFI/sysclone/initramfs.img", &spec.initramfs),
-        EspFile::bytes("loader/loader.conf", LOADER_CONF),
-        EspFile::bytes(
-            "loader/entries/sysclone.conf",
-            loader_entry(title, &spec.cmdline),
-        ),
-    ];
+    let ids = spec.ids.unwrap_or_else(UsbIds::random);
+    let grub_cmdline = format!("{} sysclone.boot-partuuid={}", spec.cmdline.trim(), ids.esp_guid.hyphenated()).trim().to_string();
+    let grub_cfg = crate::grub::grub_cfg(title, &grub_cmdline);
+    let mut files = Vec::new();
+    match &spec.secure_boot {
+        None => {
+            files.push(EspFile::from_path("EFI/BOOT/BOOTX64.EFI", &spec.loader_efi));
+        }
+        Some(sc) => {
+            files.push(EspFile::from_path("EFI/BOOT/BOOTX64.EFI", &sc.shim));
+            files.push(EspFile::from_path("EFI/BOOT/grubx64.efi", &sc.grub));
+            if let Some(mm) = &sc.mok_manager {
+                files.push(EspFile::from_path("EFI/BOOT/mmx64.efi", mm));
+            }
+        }
+    }
+    files.push(EspFile::from_path("EFI/sysclone/vmlinuz", &spec.kernel));
+    files.push(EspFile::from_path("EFI/sysclone/initramfs.img", &spec.initramfs));
+    match &spec.secure_boot {
+        None => {
+            files.push(EspFile::bytes("loader/loader.conf", LOADER_CONF));
+            files.push(EspFile::bytes("loader/entries/sysclone.conf", loader_entry(title, &spec.cmdline)));
+        }
+        Some(_) => files.push(EspFile::bytes("EFI/debian/grub.cfg", grub_cfg.clone())),
+    }
+    if spec.bios.is_some() {
+        files.push(EspFile::bytes("boot/grub/grub.cfg", grub_cfg.clone()));
+    }
     for (p, data) in &spec.extra_esp_files {
         files.push(EspFile::bytes(p.clone(), data.clone()));
     }
@@ -564,7 +723,12 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
         None => default_esp_size(content),
     };
     let esp_start = MIB;
-    let image_size = esp_start + esp_len + MIB;
+    let bios_start = esp_start + esp_len;
+    let bios_len = if spec.bios.is_some() { MIB } else { 0 };
+    if let Some(b) = &spec.bios {
+        ensure!(b.core_img.len() as u64 <= bios_len, "GRUB core.img ({} bytes) does not fit the 1 MiB BIOS boot partition", b.core_img.len());
+    }
+    let image_size = bios_start + bios_len + MIB;
     let total_lbas = image_size / SECTOR;
 
     let tmp = out.with_file_name(format!(
@@ -586,8 +750,11 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             .with_context(|| format!("sizing {} to {image_size} bytes", tmp.display()))?;
 
         let mbr_lbas = u32::try_from(total_lbas - 1).unwrap_or(u32::MAX);
-        ProtectiveMBR::with_lb_size(mbr_lbas)
-            .overwrite_lba0(&mut file)
+        let mut mbr = ProtectiveMBR::with_lb_size(mbr_lbas);
+        if let Some(b) = &spec.bios {
+            mbr.set_bootcode(crate::grub::mbr_boot_code(&b.boot_img, bios_start / SECTOR)?);
+        }
+        mbr.overwrite_lba0(&mut file)
             .with_context(|| format!("writing protective MBR to {}", tmp.display()))?;
 
         let dev = file
@@ -596,7 +763,7 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
         let mut disk = GptConfig::new()
             .writable(true)
             .logical_block_size(LogicalBlockSize::Lb512)
-            .create_from_device(dev, None)
+            .create_from_device(dev, Some(ids.disk_guid))
             .with_context(|| format!("creating GPT on {}", tmp.display()))?;
         disk.add_partition_at(
             "sysclone ESP",
@@ -607,6 +774,17 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             0,
         )
         .with_context(|| format!("adding ESP partition to GPT of {}", tmp.display()))?;
+        if spec.bios.is_some() {
+            disk.add_partition_at("BIOS boot", 2, bios_start / SECTOR, bios_len / SECTOR, partition_types::BIOS, 0)
+                .with_context(|| format!("adding BIOS boot partition to GPT of {}", tmp.display()))?;
+        }
+        // The gpt crate gives new partitions random GUIDs: set ours.
+        let mut parts = disk.partitions().clone();
+        for (n, p) in parts.iter_mut() {
+            p.part_guid = if *n == 1 { ids.esp_guid } else { ids.bios_guid };
+        }
+        disk.update_partitions(parts)
+            .with_context(|| format!("setting partition GUIDs on {}", tmp.display()))?;
         let part = disk
             .partitions()
             .get(&1)
@@ -622,17 +800,27 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             (esp_start + esp_len) / SECTOR - 1
         );
         ensure!(
-            part.last_lba <= disk.header().last_usable,
-            "ESP ends past the last usable LBA"
+            disk.partitions().values().all(|p| p.last_lba <= disk.header().last_usable),
+            "a partition ends past the last usable LBA"
         );
         let disk_guid = *disk.guid();
+        ensure!(disk_guid == ids.disk_guid && part.part_guid == ids.esp_guid, "the GPT did not take the requested GUIDs");
         disk.write()
             .with_context(|| format!("writing GPT to {}", tmp.display()))?;
 
-        let volume_id = volume_id_from_guid(&part.part_guid);
-        let written =
-            write_fat_partition(&mut file, esp_start, esp_len, &files, "SYSCLONE", volume_id)
-                .with_context(|| format!("writing ESP of {}", tmp.display()))?;
+        if let Some(b) = &spec.bios {
+            let mut core = b.core_img.clone();
+            crate::grub::place_core_img(&mut core, bios_start / SECTOR)?;
+            file.seek(io::SeekFrom::Start(bios_start))?;
+            file.write_all(&core)
+                .with_context(|| format!("writing GRUB core.img to {}", tmp.display()))?;
+        }
+
+        let volume_id = ids.volume_id;
+        format_fat32(&mut file, esp_start, esp_len, "SYSCLONE", volume_id)
+            .with_context(|| format!("formatting the ESP of {}", tmp.display()))?;
+        let written = add_files_to_fat_at(&mut file, esp_start, esp_len, &files, Some(spec.timestamp.unwrap_or_else(now_epoch)))
+            .with_context(|| format!("writing ESP of {}", tmp.display()))?;
         file.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
         Ok(UsbImageReport {
@@ -643,6 +831,7 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             part_guid: part.part_guid.hyphenated().to_string(),
             volume_id,
             files: written,
+            bios_start_byte: spec.bios.as_ref().map(|_| bios_start),
         })
     })();
     match result {
@@ -656,6 +845,10 @@ pub fn build_usb_image(spec: &UsbImageSpec, out: &Path) -> Result<UsbImageReport
             Err(e.context(format!("building USB image {}", out.display())))
         }
     }
+}
+
+fn now_epoch() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -735,6 +928,7 @@ mod tests {
                 ("/a/b/c/deep.txt".into(), b"deep".to_vec()),
             ],
             esp_size: None,
+            ..Default::default()
         };
         let img = dir.path().join("usb.img");
         let report = build_usb_image(&spec, &img).unwrap();
@@ -1004,6 +1198,95 @@ mod tests {
         );
     }
 
+    /// Same ids and timestamp: byte-identical images; the signed chain and BIOS boot put
+    /// their files and sectors where the firmware and GRUB look.
+    #[test]
+    fn reproducible_signed_and_bios_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, data: Vec<u8>| {
+            let p = d.path().join(n);
+            fs::write(&p, data).unwrap();
+            p
+        };
+        let kernel = w("vmlinuz", pseudo_random(300_000, 4));
+        let initrd = w("initrd", pseudo_random(200_000, 5));
+        let shim = w("shim", b"MZ shim".to_vec());
+        let grub = w("grub", b"MZ grub".to_vec());
+        let mut boot_img = vec![0u8; 512];
+        boot_img[0x66] = 0xEB;
+        boot_img[510] = 0x55;
+        boot_img[511] = 0xAA;
+        let mut core_img = pseudo_random(512 * 40 + 100, 6);
+        core_img[0x1f4..0x200].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0x20, 0x08]);
+        let ids = UsbIds::from_seed(b"1700000000");
+        assert_eq!(ids, UsbIds::from_seed(b"1700000000"));
+        assert_ne!(ids, UsbIds::from_seed(b"1700000001"));
+        assert_eq!(ids.esp_guid.get_version_num(), 4);
+        let spec = UsbImageSpec {
+            kernel,
+            initramfs: initrd,
+            cmdline: "console=ttyS0".into(),
+            title: "sysclone".into(),
+            secure_boot: Some(SignedChain { shim: shim.clone(), grub: grub.clone(), mok_manager: None }),
+            bios: Some(BiosBoot { boot_img, core_img: core_img.clone() }),
+            ids: Some(ids),
+            timestamp: Some(1_700_000_000),
+            ..Default::default()
+        };
+        let a = d.path().join("a.img");
+        let b = d.path().join("b.img");
+        let r = build_usb_image(&spec, &a).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        build_usb_image(&spec, &b).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "same inputs, different images");
+        assert_eq!(r.part_guid, ids.esp_guid.hyphenated().to_string());
+        assert_eq!(r.disk_guid, ids.disk_guid.hyphenated().to_string());
+        assert_eq!(r.image_size, 67 * MIB);
+        let bios = r.bios_start_byte.unwrap();
+        assert_eq!(bios, 65 * MIB);
+
+        let raw = fs::read(&a).unwrap();
+        // MBR: GRUB's code pointing at core.img, the protective partition entry intact.
+        assert_eq!(&raw[0x5c..0x64], &(bios / 512).to_le_bytes());
+        assert_eq!(&raw[0x66..0x68], &[0x90, 0x90]);
+        assert_eq!(raw[446 + 4], 0xEE);
+        // core.img in the BIOS boot partition, its block list pointing at its second sector.
+        let core = &raw[bios as usize..bios as usize + core_img.len()];
+        assert_eq!(&core[0x1f4..0x1fc], &(bios / 512 + 1).to_le_bytes());
+        assert_eq!(core[0x200..], core_img[0x200..]);
+        let disk = GptConfig::new().writable(false).logical_block_size(LogicalBlockSize::Lb512).open(&a).unwrap();
+        assert_eq!(disk.partitions()[&2].part_type_guid, partition_types::BIOS);
+        assert_eq!(disk.partitions()[&2].part_guid, ids.bios_guid);
+        let o = tool("sgdisk", "gdisk").arg("-v").arg(&a).output().unwrap();
+        assert!(String::from_utf8_lossy(&o.stdout).contains("No problems found"), "{}", String::from_utf8_lossy(&o.stdout));
+        let esp_copy = d.path().join("esp.fat");
+        fs::write(&esp_copy, &raw[r.esp_start_byte as usize..(r.esp_start_byte + r.esp_len) as usize]).unwrap();
+        let o = tool("fsck.fat", "dosfstools").arg("-n").arg(&esp_copy).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+        // ESP: shim as the removable-media loader, GRUB next to it, GRUB's configuration where
+        // the signed GRUB and the BIOS GRUB read it, naming the ESP; no systemd-boot entries.
+        let esp = |p: &str| read_esp_file(&a, r.esp_start_byte, r.esp_len, p);
+        assert_eq!(esp("EFI/BOOT/BOOTX64.EFI").unwrap(), b"MZ shim");
+        assert_eq!(esp("EFI/BOOT/grubx64.efi").unwrap(), b"MZ grub");
+        let cfg = String::from_utf8(esp("EFI/debian/grub.cfg").unwrap()).unwrap();
+        assert_eq!(esp("boot/grub/grub.cfg").unwrap(), cfg.as_bytes());
+        assert!(cfg.contains(&format!("linux /EFI/sysclone/vmlinuz console=ttyS0 sysclone.boot-partuuid={}\n", r.part_guid)), "{cfg}");
+        assert!(esp("loader/loader.conf").is_err());
+        // Every timestamp is the one asked for (2023-11-14 22:13:20 UTC).
+        let dt = fat_date_time(1_700_000_000);
+        assert_eq!((dt.date.year, dt.date.month, dt.date.day, dt.time.hour, dt.time.min, dt.time.sec), (2023, 11, 14, 22, 13, 20));
+        let mut fs2 = fs::OpenOptions::new().read(true).write(true).open(&b).unwrap();
+        let fsys = open_fat(&mut fs2, r.esp_start_byte, r.esp_len).unwrap();
+        for e in fsys.root_dir().open_dir("EFI/BOOT").unwrap().iter() {
+            let e = e.unwrap();
+            if e.file_name() != "." && e.file_name() != ".." {
+                assert_eq!(e.modified(), dt, "{}", e.file_name());
+            }
+        }
+        assert_eq!(fat_date_time(0).date.year, 1980);
+    }
+
     #[test]
     fn build_errors() {
         let dir = tempfile::tempdir().unwrap();
@@ -1017,6 +1300,7 @@ mod tests {
             title: "t".into(),
             extra_esp_files: vec![],
             esp_size: None,
+            ..Default::default()
         };
         let out = dir.path().join("o.img");
         let e = format!("{:#}", build_usb_image(&spec, &out).unwrap_err());
@@ -1072,6 +1356,7 @@ mod tests {
             title: "sysclone".into(),
             extra_esp_files: vec![],
             esp_size: None,
+            ..Default::default()
         };
         let img = d.path().join("usb.img");
         let r = build_usb_image(&spec, &img).unwrap();

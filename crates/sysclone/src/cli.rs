@@ -174,8 +174,11 @@ pub struct MigrateConfig {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
-    /// Build the initramfs and the dd-able UEFI USB image
+    /// Build the initramfs, the dd-able USB images (UEFI, Secure Boot, BIOS) and the network
+    /// boot bundle
     Build(crate::image::BuildConfig),
+    /// Write a USB image onto a stick (through the write guard; read back afterwards)
+    Write(crate::image::WriteConfig),
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +205,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Migrate(c) => migrate(c),
         Cmd::Boot(c) => crate::boot_cmd::run(c),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
+        Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
         Cmd::Job(JobCmd::Check { file }) => job_check(file),
     }
 }

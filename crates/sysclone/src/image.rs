@@ -1,25 +1,38 @@
-//! `sysclone image build`: the initramfs and the dd-able UEFI USB image.
+//! `sysclone image build`: the initramfs, the dd-able USB images (UEFI with systemd-boot,
+//! UEFI Secure Boot with Debian's signed shim + GRUB, both also booting on BIOS through GRUB)
+//! and the network boot bundle; `sysclone image write`: a USB image onto a stick, through the
+//! write guard.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use sysclone_media::initramfs::{build_initramfs, Compression, InitramfsSpec};
+use sha2::{Digest, Sha256};
+use sysclone_media::grub::{bios_unavailable, make_core_img};
+use sysclone_media::initramfs::{build_initramfs, Compression, InitramfsReport, InitramfsSpec};
+use sysclone_media::pxe::{write_bundle, PxeSpec};
 use sysclone_media::tools::{find_program, host_realpath, ToolBundle, ToolSet, BUSYBOX_APPLETS, DEFAULT_BUSYBOX, DEFAULT_TOOLS};
-use sysclone_media::usbimage::{build_usb_image, UsbImageSpec};
-
-/// The `minimal` profile: which modules go into the image.
-const MINIMAL_PROFILE: &str = include_str!("../../../image/profiles/minimal.conf");
+use sysclone_media::usbimage::{build_usb_image, BiosBoot, SignedChain, UsbIds, UsbImageSpec};
 
 /// Where the job file goes on the USB stick's ESP.
 pub const JOB_PATH_ON_ESP: &str = "sysclone/job.toml";
 
+/// Debian's signed boot files and GRUB for BIOS, below `--boot-files DIR`.
+pub const SHIM: &str = "usr/lib/shim/shimx64.efi.signed";
+pub const MOK_MANAGER: &str = "usr/lib/shim/mmx64.efi.signed";
+pub const GRUB_EFI: &str = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
+pub const GRUB_NET: &str = "usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed";
+pub const GRUB_PC: &str = "usr/lib/grub/i386-pc";
+
 #[derive(Args, Debug)]
 pub struct BuildConfig {
-    /// Output directory (initramfs.img, sysclone-usb.img)
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory (initramfs.img, sysclone-usb.img, sysclone-usb-secureboot.img, pxe/,
+    /// SHA256SUMS); optional with --list
+    #[arg(long, required_unless_present = "list")]
+    pub out: Option<PathBuf>,
     /// Unpacked Debian kernel package (has boot/vmlinuz-* and lib/modules/*), as made by
     /// scripts/fetch-kernel
     #[arg(long, conflicts_with_all = ["kernel", "modules"])]
@@ -27,9 +40,28 @@ pub struct BuildConfig {
     /// Kernel image (default: the running kernel's /boot/vmlinuz-RELEASE)
     #[arg(long, requires = "modules")]
     pub kernel: Option<PathBuf>,
-    /// Module directory lib/modules/RELEASE of that kernel
+    /// Module directory lib/modules/RELEASE of that kernel (.ko, .ko.xz, .ko.zst, .ko.gz)
     #[arg(long, requires = "kernel")]
     pub modules: Option<PathBuf>,
+    /// Which modules go in: a built-in profile (minimal, generic; see image/profiles/) or a
+    /// profile file
+    #[arg(long, default_value = "minimal", value_name = "NAME|FILE")]
+    pub profile: String,
+    /// Show every module (and why it is in), the firmware and the notes; without --out, build
+    /// nothing else
+    #[arg(long)]
+    pub list: bool,
+    /// Initramfs compression: zstd (level 19), zstd:LEVEL, gzip or none
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
+    /// Directory with firmware files (e.g. an unpacked Debian firmware package's
+    /// lib/firmware); repeatable, searched in order. Default: the kernel package's
+    /// lib/firmware and /lib/firmware
+    #[arg(long = "firmware-dir", value_name = "DIR")]
+    pub firmware_dirs: Vec<PathBuf>,
+    /// Put no firmware in the image
+    #[arg(long)]
+    pub no_firmware: bool,
     /// Job file to put on the medium and name on the kernel command line
     #[arg(long)]
     pub job: Option<PathBuf>,
@@ -42,6 +74,21 @@ pub struct BuildConfig {
     /// UEFI boot loader to install as \EFI\BOOT\BOOTX64.EFI
     #[arg(long, default_value = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi")]
     pub loader: PathBuf,
+    /// Root below which Debian's boot files are found: shim-signed (usr/lib/shim/),
+    /// grub-efi-amd64-signed (usr/lib/grub/x86_64-efi-signed/), shim-helpers-amd64-signed
+    /// (mmx64) and grub-pc-bin (usr/lib/grub/i386-pc/, else the host's). `/` when the
+    /// packages are installed; scripts/fetch-bootloaders unpacks them into a cache
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub boot_files: PathBuf,
+    /// Do not build the Secure Boot image (built when shim and signed GRUB are found)
+    #[arg(long)]
+    pub no_secure_boot: bool,
+    /// No BIOS boot on the USB images (added when grub-mkimage and grub-pc-bin are found)
+    #[arg(long)]
+    pub no_bios: bool,
+    /// Do not write the network boot bundle (pxe/)
+    #[arg(long)]
+    pub no_pxe: bool,
     /// Build only the initramfs
     #[arg(long)]
     pub initramfs_only: bool,
@@ -64,9 +111,22 @@ pub struct BuildConfig {
     pub busybox: Option<PathBuf>,
 }
 
-/// Module names of a profile file: one a line, `#` comments.
-pub fn profile_modules(text: &str) -> Vec<String> {
-    text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(str::to_string).collect()
+/// `sysclone image write`: a USB image onto a stick.
+#[derive(Args, Debug)]
+pub struct WriteConfig {
+    /// The stick: selector (serial=…, by-id=…, model=…) or device path; everything on it is
+    /// overwritten
+    #[arg(long)]
+    pub to: String,
+    /// The image to write
+    #[arg(default_value = "sysclone-usb.img")]
+    pub image: PathBuf,
+    /// Do not ask for the typed confirmation (the write guard still applies)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Do not read the stick back to compare
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 fn kernel_from_dir(dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -145,7 +205,73 @@ pub fn collect_tools(c: &BuildConfig, root: &Path) -> Result<ToolBundle> {
     Ok(b)
 }
 
+/// Whether a PE image carries an Authenticode signature (a certificate table).
+fn pe_is_signed(data: &[u8]) -> bool {
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let Some(pe) = u32_at(0x3c).map(|v| v as usize) else { return false };
+    if data.get(pe..pe + 4) != Some(b"PE\0\0") {
+        return false;
+    }
+    let opt = pe + 24;
+    let dirs = match u16_at(opt) {
+        Some(0x20b) => opt + 112,
+        Some(0x10b) => opt + 96,
+        _ => return false,
+    };
+    u32_at(dirs + 4 * 8 + 4).is_some_and(|size| size > 0)
+}
+
+/// `SOURCE_DATE_EPOCH`, when set: build time of everything, and seed of the identifiers.
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?)),
+        _ => Ok(None),
+    }
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let mut f = fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// The listing `--list` prints: each module with why it is there, the firmware, the notes.
+fn print_listing(r: &InitramfsReport, profile: &sysclone_media::profile::Profile) {
+    println!("profile {} (from {})", profile.name, profile.sources.join(", "));
+    println!("{:<24} {:>9}  {:<56} why", "module", "bytes", "path");
+    for m in &r.modules {
+        let why = match (&m.reason, &m.wanted_by) {
+            (sysclone_media::Reason::Wanted, Some(w)) if w.replace('-', "_") != m.name => format!("wanted ({w})"),
+            (reason, _) => reason.to_string(),
+        };
+        let path = if m.relpath == m.source_relpath { m.relpath.clone() } else { format!("{} (from {})", m.relpath, m.source_relpath.rsplit('/').next().unwrap_or("")) };
+        println!("{:<24} {:>9}  {:<56} {why}", m.name, m.size, path);
+    }
+    for f in &r.firmware {
+        println!("firmware {:<54} {:>9}  for {} (from {})", f.name, f.source_size, f.wanted_by.join(", "), f.source.display());
+    }
+    if !r.firmware_missing.is_empty() {
+        println!("firmware not found ({} files; drivers list every revision they can use, most are optional):", r.firmware_missing.len());
+        for (n, mods) in &r.firmware_missing {
+            println!("  {n} (for {})", mods.join(", "));
+        }
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+}
+
 pub fn build(c: BuildConfig) -> Result<()> {
+    let t_start = Instant::now();
     let (kernel, modules) = match (&c.kernel_dir, &c.kernel, &c.modules) {
         (Some(d), _, _) => kernel_from_dir(d)?,
         (None, Some(k), Some(m)) => (k.clone(), m.clone()),
@@ -155,6 +281,9 @@ pub fn build(c: BuildConfig) -> Result<()> {
         }
     };
     let kver = modules.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| anyhow!("bad modules directory {}", modules.display()))?;
+    let profile = sysclone_media::profile::load(&c.profile)?;
+    let compression = Compression::parse(&c.compression)?;
+    let epoch = source_date_epoch()?;
     let init_binary = match &c.init_binary {
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
@@ -162,50 +291,288 @@ pub fn build(c: BuildConfig) -> Result<()> {
     if is_dynamic(&init_binary)? {
         bail!("{} is dynamically linked and cannot run as init; build with --target x86_64-unknown-linux-musl", init_binary.display());
     }
+    let firmware_dirs = if c.no_firmware {
+        Vec::new()
+    } else if c.firmware_dirs.is_empty() {
+        sysclone_media::firmware::default_dirs(c.kernel_dir.as_deref())
+    } else {
+        c.firmware_dirs.clone()
+    };
     let tools = collect_tools(&c, Path::new("/")).context("collecting host tools for the image")?;
-    fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
-    let initramfs = c.out.join("initramfs.img");
     let spec = InitramfsSpec {
         init_binary,
         kernel_version: kver.clone(),
         modules_dir: modules.clone(),
-        modules: profile_modules(MINIMAL_PROFILE),
+        modules: profile.entries.clone(),
+        firmware_dirs,
         extra_files: tools.into_extra_files(),
     };
-    let r = build_initramfs(&spec, &initramfs, Compression::Gzip).context("building the initramfs")?;
-    println!("initramfs: {} ({} bytes, {} modules, {} bytes of modules, kernel {kver})", initramfs.display(), r.compressed_size, r.modules.len(), r.module_bytes);
-    for n in &r.notes {
-        println!("  note: {n}");
+    let Some(out) = c.out.clone() else {
+        // --list alone: the closure and firmware, nothing kept.
+        let tmp = std::env::temp_dir().join(format!("sysclone-list-{}.cpio", std::process::id()));
+        let r = build_initramfs(&spec, &tmp, Compression::None);
+        let _ = fs::remove_file(&tmp);
+        let r = r.context("computing the image contents")?;
+        print_listing(&r, &profile);
+        println!("{} modules ({} bytes), {} firmware files ({} bytes), {} bytes before compression", r.modules.len(), r.module_bytes, r.firmware.len(), r.firmware_bytes, r.uncompressed_size);
+        return Ok(());
+    };
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let initramfs = out.join("initramfs.img");
+    let t0 = Instant::now();
+    let r = build_initramfs(&spec, &initramfs, compression).context("building the initramfs")?;
+    if c.list {
+        print_listing(&r, &profile);
     }
+    println!(
+        "initramfs: {} ({} bytes {compression}, {} before; profile {}: {} modules, {} bytes; {} firmware files, {} bytes; kernel {kver}; {:.1} s)",
+        initramfs.display(),
+        r.compressed_size,
+        r.uncompressed_size,
+        profile.name,
+        r.modules.len(),
+        r.module_bytes,
+        r.firmware.len(),
+        r.firmware_bytes,
+        t0.elapsed().as_secs_f64()
+    );
+    if !r.firmware_missing.is_empty() && !c.list {
+        println!("  note: {} firmware files named by the modules were not found (--list shows them)", r.firmware_missing.len());
+    }
+    if !c.list {
+        for n in &r.notes {
+            println!("  note: {n}");
+        }
+    }
+    let mut outputs = vec![initramfs.clone()];
     if c.initramfs_only {
+        write_sums(&out, &outputs)?;
         return Ok(());
     }
+
     let mut cmdline = String::from("console=tty0 console=ttyS0,115200 panic=10");
     let mut extra = Vec::new();
+    let mut job_text = None;
     if let Some(job) = &c.job {
         let text = fs::read(job).with_context(|| format!("reading job file {}", job.display()))?;
         sysclone_init::job::Job::parse(std::str::from_utf8(&text)?).with_context(|| format!("checking job file {}", job.display()))?;
-        cmdline.push_str(&format!(" sysclone.job={JOB_PATH_ON_ESP}"));
-        extra.push((JOB_PATH_ON_ESP.to_string(), text));
+        extra.push((JOB_PATH_ON_ESP.to_string(), text.clone()));
+        job_text = Some(text);
     }
     if !c.cmdline.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&c.cmdline);
     }
-    let usb = c.out.join("sysclone-usb.img");
-    let spec = UsbImageSpec {
-        kernel,
-        initramfs,
-        loader_efi: c.loader,
-        cmdline: cmdline.clone(),
-        title: format!("sysclone {}", env!("CARGO_PKG_VERSION")),
-        extra_esp_files: extra,
-        esp_size: None,
+    let usb_cmdline = match job_text {
+        Some(_) => format!("{cmdline} sysclone.job={JOB_PATH_ON_ESP}"),
+        None => cmdline.clone(),
     };
-    let u = build_usb_image(&spec, &usb).context("building the USB image")?;
-    println!("usb image: {} ({} bytes)", usb.display(), fs::metadata(&usb)?.len());
-    println!("  command line: {cmdline}");
-    let _ = u;
+    let title = format!("sysclone {}", env!("CARGO_PKG_VERSION"));
+
+    // Identifiers and time: from SOURCE_DATE_EPOCH and the inputs when it is set (the same
+    // inputs then give the same bytes), random and now otherwise.
+    let mut seed = Sha256::new();
+    if let Some(e) = epoch {
+        seed.update(e.to_string().as_bytes());
+        seed.update(usb_cmdline.as_bytes());
+        for p in [&kernel, &initramfs] {
+            seed.update(sha256_file(p)?.as_bytes());
+        }
+        if let Some(j) = &c.job {
+            seed.update(sha256_file(j)?.as_bytes());
+        }
+    }
+    let seed = seed.finalize();
+    let ids_for = |name: &str| -> UsbIds {
+        match epoch {
+            Some(_) => UsbIds::from_seed(&[&seed[..], name.as_bytes()].concat()),
+            None => UsbIds::random(),
+        }
+    };
+
+    // GRUB for BIOS: below --boot-files, else the host's grub-pc-bin (grub-mkimage runs here).
+    let grub_pc = [c.boot_files.join(GRUB_PC), Path::new("/").join(GRUB_PC)].into_iter().find(|d| d.join("boot.img").is_file()).unwrap_or_else(|| c.boot_files.join(GRUB_PC));
+    let bios_note = if c.no_bios { Some("--no-bios".to_string()) } else { bios_unavailable(&grub_pc) };
+    let bios_for = |ids: &UsbIds| -> Result<Option<BiosBoot>> {
+        if bios_note.is_some() {
+            return Ok(None);
+        }
+        let boot_img = fs::read(grub_pc.join("boot.img"))?;
+        let core_img = make_core_img(&grub_pc, &ids.fat_uuid()).context("making GRUB's core image for BIOS boot")?;
+        Ok(Some(BiosBoot { boot_img, core_img }))
+    };
+
+    let t1 = Instant::now();
+    let usb = out.join("sysclone-usb.img");
+    let ids = ids_for("sysclone-usb.img");
+    let uspec = UsbImageSpec {
+        kernel: kernel.clone(),
+        initramfs: initramfs.clone(),
+        loader_efi: c.loader.clone(),
+        cmdline: usb_cmdline.clone(),
+        title: title.clone(),
+        extra_esp_files: extra.clone(),
+        esp_size: None,
+        secure_boot: None,
+        bios: bios_for(&ids)?,
+        ids: Some(ids),
+        timestamp: epoch,
+    };
+    let u = build_usb_image(&uspec, &usb).context("building the USB image")?;
+    println!(
+        "usb image: {} ({} bytes; UEFI systemd-boot{}; ESP PARTUUID {}; {:.1} s)",
+        usb.display(),
+        u.image_size,
+        if u.bios_start_byte.is_some() { " + BIOS GRUB" } else { "" },
+        u.part_guid,
+        t1.elapsed().as_secs_f64()
+    );
+    println!("  command line: {usb_cmdline}");
+    if let Some(n) = &bios_note {
+        println!("  note: no BIOS boot: {n}");
+    }
+    outputs.push(usb);
+
+    let shim = c.boot_files.join(SHIM);
+    let grub = c.boot_files.join(GRUB_EFI);
+    if c.no_secure_boot {
+    } else if !shim.is_file() || !grub.is_file() {
+        println!(
+            "  note: no Secure Boot image: {} or {} missing (apt-get install shim-signed grub-efi-amd64-signed, or scripts/fetch-bootloaders and --boot-files)",
+            shim.display(),
+            grub.display()
+        );
+    } else {
+        if !pe_is_signed(&fs::read(&kernel)?) {
+            println!("  note: {} carries no signature: the Secure Boot image will only boot with Secure Boot off", kernel.display());
+        }
+        let t2 = Instant::now();
+        let sb = out.join("sysclone-usb-secureboot.img");
+        let ids = ids_for("sysclone-usb-secureboot.img");
+        let mm = c.boot_files.join(MOK_MANAGER);
+        let sspec = UsbImageSpec {
+            secure_boot: Some(SignedChain { shim: shim.clone(), grub, mok_manager: mm.is_file().then_some(mm) }),
+            bios: bios_for(&ids)?,
+            ids: Some(ids),
+            ..uspec.clone()
+        };
+        let s = build_usb_image(&sspec, &sb).context("building the Secure Boot USB image")?;
+        println!(
+            "secure boot usb image: {} ({} bytes; shim + GRUB signed by Debian{}; ESP PARTUUID {}; {:.1} s)",
+            sb.display(),
+            s.image_size,
+            if s.bios_start_byte.is_some() { " + BIOS GRUB" } else { "" },
+            s.part_guid,
+            t2.elapsed().as_secs_f64()
+        );
+        outputs.push(sb);
+    }
+
+    if !c.no_pxe {
+        let dir = out.join("pxe");
+        let grub_net = c.boot_files.join(GRUB_NET);
+        let pspec = PxeSpec {
+            kernel: kernel.clone(),
+            initramfs: initramfs.clone(),
+            cmdline: cmdline.clone(),
+            title: title.clone(),
+            job: job_text,
+            shim: (shim.is_file() && grub_net.is_file()).then(|| shim.clone()),
+            grub_net: (shim.is_file() && grub_net.is_file()).then_some(grub_net),
+        };
+        let p = write_bundle(&pspec, &dir).context("writing the network boot bundle")?;
+        println!("pxe bundle: {} ({}; see docs/pxe.md)", dir.display(), p.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+        for (n, _) in &p.files {
+            if !n.ends_with(".example") {
+                outputs.push(dir.join(n));
+            }
+        }
+    }
+    write_sums(&out, &outputs)?;
+    println!("built in {:.1} s{}", t_start.elapsed().as_secs_f64(), epoch.map(|e| format!(" (SOURCE_DATE_EPOCH={e}: reproducible)")).unwrap_or_default());
+    Ok(())
+}
+
+/// `SHA256SUMS` in `out` for `files` (paths relative to `out`).
+fn write_sums(out: &Path, files: &[PathBuf]) -> Result<()> {
+    let mut text = String::new();
+    for f in files {
+        let rel = f.strip_prefix(out).unwrap_or(f);
+        text.push_str(&format!("{}  {}\n", sha256_file(f)?, rel.display()));
+    }
+    fs::write(out.join("SHA256SUMS"), text).with_context(|| format!("writing {}/SHA256SUMS", out.display()))
+}
+
+/// `sysclone image write`: check the stick with the write guard, confirm, write, read back.
+pub fn write(c: WriteConfig) -> Result<()> {
+    use sysclone_disk::{check_target, open_target, GuardContext, Roots, Selector};
+    let mut img = fs::File::open(&c.image).with_context(|| format!("opening {}", c.image.display()))?;
+    let len = img.metadata()?.len();
+    if len < 512 * 68 {
+        bail!("{} ({len} bytes) is not a USB image", c.image.display());
+    }
+    let mut head = [0u8; 1024];
+    img.read_exact(&mut head)?;
+    if &head[512..520] != b"EFI PART" {
+        bail!("{} has no GPT: not a sysclone USB image (build one with `sysclone image build`)", c.image.display());
+    }
+    let sel = Selector::parse(&c.to)?;
+    let disks = sysclone_init::run::disks_now(None)?;
+    let target = sel.select(&disks, &[], Path::new("/dev")).context("choosing the stick")?.clone();
+    let who = target.describe();
+    if target.roles.iter().any(|r| r == "system") {
+        return Err(sysclone_disk::Refusal {
+            rule: sysclone_disk::Rule::Protected,
+            message: format!("refusing to write {who}: it is this computer's system disk; choose the USB stick"),
+        }
+        .into());
+    }
+    let ctx = GuardContext {
+        boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
+        source: None,
+        protected: Vec::new(),
+        roots: Roots::default(),
+    };
+    check_target(&target, &ctx)?;
+    if !c.yes {
+        sysclone_init::run::ask_serial(&target)?;
+    }
+    let th = open_target(&target, &ctx, len, None)?;
+    let mut dev = th.file;
+    println!("writing {} ({} MiB) to {who}", c.image.display(), len.div_ceil(1 << 20));
+    let t0 = Instant::now();
+    img.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let n = img.read(&mut buf)?;
+        if n == 0 {
+            bail!("{} shrank while being written", c.image.display());
+        }
+        dev.write_all(&buf[..n]).with_context(|| format!("writing {who} at byte {done}"))?;
+        done += n as u64;
+    }
+    dev.sync_all().with_context(|| format!("flushing {who}"))?;
+    println!("wrote {len} bytes in {:.1} s", t0.elapsed().as_secs_f64());
+    if !c.no_verify {
+        let _ = sysclone_disk::sys::flush_buffers(std::os::fd::AsFd::as_fd(&dev));
+        dev.seek(SeekFrom::Start(0))?;
+        img.seek(SeekFrom::Start(0))?;
+        let mut back = vec![0u8; buf.len()];
+        let mut off = 0u64;
+        while off < len {
+            let n = img.read(&mut buf)?;
+            dev.read_exact(&mut back[..n]).with_context(|| format!("reading {who} back at byte {off}"))?;
+            if buf[..n] != back[..n] {
+                bail!("{who} differs from {} near byte {off}: the stick may be failing", c.image.display());
+            }
+            off += n as u64;
+        }
+        println!("verified: {who} holds the image");
+    }
+    if let Err(e) = sysclone_disk::sys::reread_partitions(std::os::fd::AsFd::as_fd(&dev)) {
+        println!("note: the kernel did not re-read the partition table ({e:#}); replug the stick to see it");
+    }
     Ok(())
 }
 
@@ -214,9 +581,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profile_parsing() {
-        assert_eq!(profile_modules("# c\nnvme\n\n ahci # sata\n"), vec!["nvme", "ahci"]);
-        assert!(profile_modules(MINIMAL_PROFILE).contains(&"efivarfs".to_string()));
+    fn build_flags() {
+        let c = config(&[]);
+        assert_eq!(c.profile, "minimal");
+        assert_eq!(c.compression, "zstd");
+        assert_eq!(c.boot_files, PathBuf::from("/"));
+        let c = config(&["--profile", "generic", "--compression", "gzip", "--firmware-dir", "/a", "--firmware-dir", "/b", "--no-bios", "--no-secure-boot", "--no-pxe"]);
+        assert_eq!(c.profile, "generic");
+        assert_eq!(c.firmware_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(c.no_bios && c.no_secure_boot && c.no_pxe);
+    }
+
+    #[test]
+    fn signed_pe_detection() {
+        assert!(!pe_is_signed(b"MZ"));
+        let mut pe = vec![0u8; 0x400];
+        pe[0] = b'M';
+        pe[1] = b'Z';
+        pe[0x3c] = 0x80;
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        pe[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        assert!(!pe_is_signed(&pe));
+        let cert_size = 0x98 + 112 + 4 * 8 + 4;
+        pe[cert_size..cert_size + 4].copy_from_slice(&100u32.to_le_bytes());
+        assert!(pe_is_signed(&pe));
     }
 
     fn config(args: &[&str]) -> BuildConfig {
