@@ -10,7 +10,7 @@ mkdir -p "$CACHE" "$OUT"
 say() { printf '\n==> %s\n' "$*"; }
 
 install_deps() {
-    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils
+    local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils efibootmgr
                 util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc
                 grub-pc-bin seabios ipxe-qemu xz-utils zstd)
     local missing=()
@@ -63,6 +63,7 @@ build_all() {
     printf 'KDIR=%s\nBOOTFILES=%s\nFWDIR=%s\n' "$KDIR" "$BOOTFILES" "$FWDIR" > "$OUT/media-inputs"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-migrate-shrink.toml" --out "$OUT/rescue-migrate"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-migrate-new.toml" --out "$OUT/rescue-migrate-new"
+    "$BIN" image build --kernel-dir "$KDIR" --shell --tool efibootmgr --cmdline "sysclone.mode=shell" --out "$OUT/rescue-shell"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -327,3 +327,47 @@ fn migrated_clone_with_new_identities_boots_beside_its_source() {
     assert_eq!((field(&check, "serial"), field(&check, "partuuid"), field(&check, "fstab")), ("SRC1", esp_uuid.as_str(), "own"), "{check}");
     assert_eq!(field(&check, "root-sha256"), expect_root, "{check}");
 }
+
+/// The rescue image's shell (`sysclone.mode=shell`, image built with `--shell`), driven over
+/// the serial console: an entry made by Debian's efibootmgr is listed identically by
+/// `sysclone boot list -v`, and one made by `sysclone boot create` is listed by efibootmgr.
+#[test]
+fn efibootmgr_and_sysclone_agree_on_boot_entries() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let stick = w.join("stick.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-shell/sysclone-usb.img"), &stick).unwrap();
+    let mut m = Machine::new(w, "efi");
+    m.usb_boot(&stick);
+    m.disk(Disk::virtio(&src, "SRC1"));
+    let log = m.run_session(
+        600,
+        &[
+            ("disks listed at", ""),
+            ("#", "efibootmgr -q -c -d /dev/vda -p 1 -L FromEfibootmgr -l '\\EFI\\systemd\\systemd-bootx64.efi'; echo MARK-A"),
+            ("MARK-A", "/init boot create --disk serial=SRC1 --part 1 --loader '\\EFI\\BOOT\\BOOTX64.EFI' --label FromSysclone > /dev/null; echo MARK-B"),
+            ("MARK-B", "efibootmgr -v | sed 's/^/EFIBOOTMGR /'; /init boot list -v | sed 's/^/SYSCLONE /'; echo MARK-C"),
+            ("MARK-C", "poweroff -f"),
+        ],
+    );
+    let lines = |prefix: &str, label: &str| -> String {
+        let l = log.lines().find(|l| l.starts_with(prefix) && l.contains(label)).unwrap_or_else(|| panic!("{prefix}: no {label} entry:\n{log}"));
+        l[prefix.len()..].trim().to_string()
+    };
+    let norm = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    for label in ["FromEfibootmgr", "FromSysclone"] {
+        let ours = norm(lines("SYSCLONE ", label));
+        let theirs = norm(lines("EFIBOOTMGR ", label));
+        assert!(ours.contains("hd(1,gpt,") && ours.contains("file("), "{ours}");
+        assert_eq!(ours, theirs, "{label}: sysclone and efibootmgr disagree");
+    }
+    // OVMF's own entries (firmware volume paths) read the same too, up to our attribute note.
+    for label in ["UiApp", "EFI Internal Shell", "BootOrder", "BootCurrent"] {
+        let ours = norm(lines("SYSCLONE ", label));
+        let ours = ours.split(" [attributes").next().unwrap().to_string();
+        assert_eq!(ours, norm(lines("EFIBOOTMGR ", label)), "{label}");
+    }
+}

@@ -188,6 +188,80 @@ impl Machine {
         self.run_until(timeout_s, None)
     }
 
+    /// Drive the serial console like a person: for each `(expect, send)`, wait until the
+    /// console shows `expect` (after what the previous step matched), then type `send`.
+    /// Returns the console once QEMU exits.
+    pub fn run_session(&self, timeout_s: u64, steps: &[(&str, &str)]) -> String {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let accel = std::env::var("SYSCLONE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let log = self.dir.join(format!("{}.console.log", self.name));
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
+            .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
+            .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())])
+            .args(["-serial", "stdio", "-monitor", "none"])
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        eprintln!("[{}] {:?}", self.name, cmd);
+        let mut child = cmd.spawn().expect("starting qemu-system-x86_64");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let text = Arc::new(Mutex::new(String::new()));
+        let t2 = text.clone();
+        let show = std::env::var_os("SYSCLONE_E2E_SHOW_CONSOLE").is_some();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let s = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+                if show {
+                    print!("{s}");
+                }
+                t2.lock().unwrap().push_str(&s);
+            }
+        });
+        let t0 = Instant::now();
+        let mut from = 0;
+        let dump = |text: &Arc<Mutex<String>>| text.lock().unwrap().clone();
+        for (expect, send) in steps {
+            loop {
+                let now = dump(&text);
+                if let Some(i) = now[from..].find(expect) {
+                    from += i + expect.len();
+                    break;
+                }
+                if t0.elapsed() > Duration::from_secs(timeout_s) || child.try_wait().ok().flatten().is_some() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    fs::write(&log, &now).unwrap();
+                    panic!("[{}] console never showed {expect:?}:\n{now}", self.name);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // Type it the way a serial line delivers it.
+            stdin.write_all(send.as_bytes()).unwrap();
+            stdin.write_all(b"\r").unwrap();
+            stdin.flush().unwrap();
+        }
+        while child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(timeout_s) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = child.wait();
+        let _ = reader.join();
+        let out = dump(&text);
+        fs::write(&log, &out).unwrap();
+        out
+    }
+
     /// Like [`Machine::run`], but stop the machine as soon as a console line contains `stop`.
     pub fn run_until(&self, timeout_s: u64, stop: Option<&str>) -> String {
         let accel = std::env::var("SYSCLONE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());

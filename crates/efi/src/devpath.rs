@@ -614,6 +614,11 @@ impl fmt::Display for DevicePathNode {
                 }
                 f.write_str(")")
             }
+            // PIWG firmware file / volume (media subtypes 6 and 7): a GUID, as efibootmgr names them.
+            N::Unknown { typ: 4, sub: sub @ (6 | 7), data } if data.len() == 16 => {
+                let g: [u8; 16] = data.as_slice().try_into().map_err(|_| std::fmt::Error)?;
+                write!(f, "{}({})", if *sub == 6 { "FvFile" } else { "FvVol" }, crate::guid::guid_from_disk_bytes(&g))
+            }
             N::Unknown { typ, sub, data } => write!(f, "Path({typ},{sub},{})", hex(data)),
         }
     }
@@ -839,7 +844,7 @@ pub(crate) mod tests {
             text.contains("VenHw(07070707-0707-0707-0707-070707070707,010203)"),
             "{text}"
         );
-        assert!(text.contains("Path(4,6,"), "{text}");
+        assert!(text.contains("FvFile(01010101-0101-0101-0101-010101010101)"), "{text}");
     }
 
     #[test]

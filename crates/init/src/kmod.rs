@@ -141,6 +141,11 @@ fn collect_modaliases(dir: &Path, out: &mut BTreeSet<String>, depth: u32) {
                     out.insert(s.to_string());
                 }
             }
+        } else if ft.is_file() && e.file_name() == "uevent" {
+            // Some buses (MMC/SD cards: `mmc:block`) have no modalias file, only MODALIAS= here.
+            if let Ok(s) = fs::read_to_string(e.path()) {
+                out.extend(s.lines().filter_map(|l| l.strip_prefix("MODALIAS=")).map(|m| m.trim().to_string()).filter(|m| !m.is_empty()));
+            }
         }
     }
 }

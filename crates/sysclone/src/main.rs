@@ -13,7 +13,7 @@ fn main() {
     if argv0 == "modprobe" {
         std::process::exit(sysclone_init::pid1::modprobe_main(&args));
     }
-    if std::process::id() == 1 || argv0 == "init" {
+    if std::process::id() == 1 {
         sysclone_init::pid1::main();
     }
     let cli = cli::Cli::parse();
