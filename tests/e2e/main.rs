@@ -371,3 +371,59 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
         assert_eq!(ours, norm(lines("EFIBOOTMGR ", label)), "{label}");
     }
 }
+
+/// A person at the serial console: picks source and target by number, types a wrong
+/// confirmation (nothing is written), then the right one; sees progress and the result;
+/// powers off. The clone is verified and its GPT valid.
+#[test]
+fn interactive_console_clone() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let tgt = w.join("tgt.img");
+    let stick = w.join("stick.img");
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-ui/sysclone-usb.img"), &stick).unwrap();
+    run("truncate", &["-s", "200M", tgt.to_str().unwrap()]);
+    let blank = run("sha256sum", &[tgt.to_str().unwrap()]);
+    let mut m = Machine::new(w, "ui");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme(&src, "SRC1"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    // Disks are listed by kernel name: 1) nvme0n1 (SRC1), 2) sda (the stick), 3) vda (TGT1).
+    let log = m.run_session(
+        300,
+        &[
+            ("p) power off", "c"),
+            ("source disk number", "1"),
+            ("target disk number", "1"),
+            ("that is the source", "2"),
+            ("copy: e)", "e"),
+            ("ERROR:", ""),
+            ("p) power off", "c"),
+            ("source disk number", "1"),
+            ("target disk number", "3"),
+            ("copy: e)", "s"),
+            ("to go on: ", "XXXX"),
+            ("not confirmed", ""),
+            ("p) power off", "c"),
+            ("source disk number", "1"),
+            ("target disk number", "3"),
+            ("copy: e)", "s"),
+            ("to go on: ", "TGT1"),
+            ("m) menu", "p"),
+        ],
+    );
+    let refusal = line_with(&log, "ERROR: ");
+    assert!(refusal.contains("boot medium"), "choosing the stick must be refused: {refusal}");
+    assert!(log.contains("not confirmed: nothing was written"), "{log}");
+    assert!(log.contains("smart clone"), "{log}");
+    assert!(log.contains("copy: 100%"), "no progress shown:\n{log}");
+    let result = line_with(&log, "MiB copied in");
+    assert!(result.contains("verified") && !result.contains("NOT"), "{result}");
+    assert!(log.contains("SYSCLONE-RESULT ok") && log.contains("powering off"), "{log}");
+    assert_ne!(run("sha256sum", &[tgt.to_str().unwrap()]), blank);
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "{v}");
+}

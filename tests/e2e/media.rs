@@ -1,6 +1,7 @@
 //! Boot media (issue 7): the Secure Boot USB image under OVMF enforcing Secure Boot with
 //! Microsoft's keys, the USB image on a legacy BIOS (SeaBIOS), network boot with iPXE under
-//! OVMF, the `generic` profile on every kind of disk controller, and reproducible builds.
+//! OVMF and with shim + GRUB under Secure Boot, the `generic` profile on every kind of disk
+//! controller, and reproducible builds.
 //! Every machine boots with `sysclone.mode=list`: init prints `SYSCLONE-DISKS-JSON {…}` and
 //! powers off. Artifacts: scripts/lib/setup.sh `build_all` ($OUT/media-minimal,
 //! $OUT/media-generic, $OUT/media-inputs).
@@ -109,6 +110,26 @@ fn network_boot_with_ipxe() {
     assert_eq!(disk(&disks, "PXEVIRTIO")["bus"], "virtio");
     assert_eq!(disks.len(), 1, "{disks:#?}");
     assert!(!log.contains("boot-medium"), "{log}");
+}
+
+/// Secure Boot over the network: OVMF's own PXE client fetches shim, shim fetches Debian's
+/// network GRUB from the same TFTP directory, GRUB reads grub/grub.cfg and fetches the kernel
+/// and initramfs; every signature checks.
+#[test]
+fn network_boot_with_secure_boot() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let mut m = Machine::secure_boot(w, "pxe-sb");
+    m.net_boot_firmware_pxe(&a.join("media-minimal/pxe"), "bootx64.efi");
+    m.disk(Disk::virtio(&img(w, "v.img", "40M"), "PXESB"));
+    let log = m.run(300);
+    timing("pxe-sb", &log);
+    assert!(log.contains("Fetching Netboot Image grubx64.efi"), "shim did not fetch GRUB:\n{log}");
+    assert!(log.contains("sysclone: loading the kernel and initramfs over the network"), "GRUB did not read grub/grub.cfg:\n{log}");
+    assert!(log.contains("secure boot: enabled"), "{log}");
+    let disks = disks_of(&log);
+    assert_eq!(disk(&disks, "PXESB")["bus"], "virtio");
 }
 
 #[test]

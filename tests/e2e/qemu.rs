@@ -167,6 +167,13 @@ impl Machine {
         ]);
     }
 
+    /// Like [`Machine::net_boot`] without QEMU's iPXE option ROM: the firmware's own PXE
+    /// client (OVMF's network stack) fetches `bootfile`.
+    pub fn net_boot_firmware_pxe(&mut self, tftp_dir: &Path, bootfile: &str) {
+        self.net_boot(tftp_dir, bootfile);
+        self.args.last_mut().expect("the NIC").push_str(",romfile=");
+    }
+
     pub fn disk(&mut self, d: Disk) {
         self.args.extend(d.args);
     }

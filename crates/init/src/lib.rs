@@ -9,3 +9,4 @@ pub mod kmod;
 pub mod migrate;
 pub mod pid1;
 pub mod run;
+pub mod ui;

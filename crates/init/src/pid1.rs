@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::signal::{signal, SigHandler, Signal};
@@ -157,35 +157,8 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
     Ok(())
 }
 
-fn interactive(setup: &Setup) -> Result<()> {
-    let ask = |q: &str| -> Result<String> {
-        say(q);
-        let mut l = String::new();
-        if std::io::stdin().lock().read_line(&mut l)? == 0 {
-            bail!("no console input");
-        }
-        Ok(l.trim().to_string())
-    };
-    let source = ask("source disk (selector, e.g. serial=ABC or name=nvme0n1):")?;
-    let target = ask("target disk (selector):")?;
-    let opts = CloneOptions {
-        source: sysclone_disk::Selector::parse(&source)?,
-        target: sysclone_disk::Selector::parse(&target)?,
-        protect: Vec::new(),
-        boot_entry: crate::job::BootEntry::First,
-        prune_stale: false,
-        efivars: PathBuf::from(EFIVARS),
-        boot_partuuid: setup.boot_partuuid.clone(),
-        dry_run: false,
-        confirm: Confirm::Ask,
-        mode: crate::job::Mode::Exact,
-        verify: true,
-        map: None,
-        discard_unused: false,
-    };
-    run_clone(&opts)?;
-    say("SYSCLONE-RESULT ok");
-    Ok(())
+fn interactive(setup: &Setup) -> Result<After> {
+    crate::ui::main_menu(setup.boot_partuuid.as_deref(), Path::new(EFIVARS), &shell)
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) for `secs` since 1970.
@@ -332,10 +305,7 @@ pub fn main() -> ! {
                     run_job(&job, setup)?;
                     Ok(job.on_success)
                 }
-                _ => {
-                    interactive(setup)?;
-                    Ok(After::Menu)
-                }
+                _ => interactive(setup),
             }
         }));
         match result {

@@ -131,8 +131,8 @@ mod tests {
         std::fs::write(b.path().join("rtl_nic/one.fw"), b"B1").unwrap();
         std::fs::write(b.path().join("rtl_nic/two.fw.xz"), b"xz").unwrap();
         std::fs::write(b.path().join("tg3.bin"), b"t").unwrap();
-        let names1 = vec!["rtl_nic/one.fw".to_string(), "rtl_nic/two.fw".to_string(), "rtl_nic/three.fw".to_string()];
-        let names2 = vec!["rtl_nic/one.fw".to_string(), "tg*.bin".to_string()];
+        let names1 = ["rtl_nic/one.fw".to_string(), "rtl_nic/two.fw".to_string(), "rtl_nic/three.fw".to_string()];
+        let names2 = ["rtl_nic/one.fw".to_string(), "tg*.bin".to_string()];
         let set = collect([("r8169", &names1[..]), ("r8152", &names2[..])], &[a.path().to_path_buf(), b.path().to_path_buf()]).unwrap();
         let got: Vec<(&str, &Path)> = set.files.iter().map(|f| (f.name.as_str(), f.source.as_path())).collect();
         assert_eq!(got.len(), 3, "{got:?}");
@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(got[1], ("rtl_nic/two.fw", b.path().join("rtl_nic/two.fw.xz").as_path()));
         assert_eq!(got[2].0, "tg3.bin");
         assert_eq!(set.missing, vec![("rtl_nic/three.fw".to_string(), vec!["r8169".to_string()])]);
-        let bad = vec!["../etc/passwd".to_string()];
+        let bad = ["../etc/passwd".to_string()];
         assert!(collect([("evil", &bad[..])], &[]).is_err());
     }
 }

@@ -918,6 +918,50 @@ mod tests {
         assert_eq!(buf.len() % 4, 0);
     }
 
+    /// Debian's signed modules of the rescue set, compressed as other distributions ship them
+    /// (xz with CRC32 as the kernel's build does, and zstd): the image holds each one
+    /// byte-identical to Debian's `.ko`, appended signature included. Run with `--ignored`.
+    #[test]
+    #[ignore = "needs scripts/fetch-kernel"]
+    fn real_kernel_compressed_modules() {
+        let kt = crate::testkernel::kernel_tree();
+        let index = ModuleIndex::scan(&kt.modules_dir).unwrap();
+        let wanted: Vec<String> = crate::modindex::tests::RESCUE_SET.iter().map(|s| s.to_string()).collect();
+        let closure = index.resolve_closure(&wanted).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let mdir = d.path().join("lib/modules").join(&kt.kver);
+        for (i, name) in closure.modules.iter().enumerate() {
+            let e = index.get(name).unwrap();
+            let plain = fs::read(kt.modules_dir.join(&e.relpath)).unwrap();
+            assert!(plain.ends_with(b"~Module signature appended~\n"), "{} is not signed", e.relpath);
+            let (suffix, args): (&str, &[&str]) = if i % 2 == 0 { (".xz", &["xz", "--check=crc32", "--lzma2=dict=1MiB", "-c"]) } else { (".zst", &["zstd", "-q", "-c"]) };
+            let mut c = Command::new(args[0]).args(&args[1..]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+            let mut stdin = c.stdin.take().unwrap();
+            let t = std::thread::spawn(move || stdin.write_all(&plain).unwrap());
+            let packed = c.wait_with_output().unwrap().stdout;
+            t.join().unwrap();
+            let dst = mdir.join(format!("{}{suffix}", e.relpath));
+            fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            fs::write(dst, packed).unwrap();
+        }
+        for f in ["modules.builtin", "modules.builtin.modinfo"] {
+            fs::copy(kt.modules_dir.join(f), mdir.join(f)).unwrap();
+        }
+        let init = d.path().join("init");
+        fs::write(&init, b"init").unwrap();
+        let spec = InitramfsSpec { init_binary: init, kernel_version: kt.kver.clone(), modules_dir: mdir, modules: wanted, ..Default::default() };
+        let out = d.path().join("i.img");
+        let rep = build_initramfs(&spec, &out, Compression::Zstd(3)).unwrap();
+        assert_eq!(rep.modules.len(), closure.modules.len());
+        let entries = read_initramfs(&out).unwrap();
+        let by: BTreeMap<&str, &InitramfsEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        for m in &rep.modules {
+            assert!(m.source_relpath.ends_with(".ko.xz") || m.source_relpath.ends_with(".ko.zst"));
+            let got = &by[format!("lib/modules/{}/{}", kt.kver, m.relpath).as_str()].data;
+            assert_eq!(got, &fs::read(kt.modules_dir.join(&m.relpath)).unwrap(), "{}", m.relpath);
+        }
+    }
+
     /// Builds the rescue initramfs from the real Debian kernel tree; run with `--ignored`.
     #[test]
     #[ignore = "needs scripts/fetch-kernel"]

@@ -173,6 +173,7 @@ pub struct MigrateConfig {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum ImageCmd {
     /// Build the initramfs, the dd-able USB images (UEFI, Secure Boot, BIOS) and the network
     /// boot bundle

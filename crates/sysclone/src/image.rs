@@ -520,10 +520,16 @@ pub fn write(c: WriteConfig) -> Result<()> {
     let disks = sysclone_init::run::disks_now(None)?;
     let target = sel.select(&disks, &[], Path::new("/dev")).context("choosing the stick")?.clone();
     let who = target.describe();
-    if target.roles.iter().any(|r| r == "system") {
+    // A system disk is refused; discovery calls every disk with an ESP next to another
+    // partition "system", so a stick made by sysclone before (ESP + BIOS boot) is let through.
+    let sysclone_stick = target.partitions.iter().any(|p| p.label.as_deref() == Some("sysclone ESP"))
+        && target.partitions.iter().all(|p| matches!(p.label.as_deref(), Some("sysclone ESP") | Some("BIOS boot")));
+    if target.roles.iter().any(|r| r == "system") && !sysclone_stick {
         return Err(sysclone_disk::Refusal {
             rule: sysclone_disk::Rule::Protected,
-            message: format!("refusing to write {who}: it is this computer's system disk; choose the USB stick"),
+            message: format!(
+                "refusing to write {who}: it looks like a system disk (an EFI system partition next to other partitions, or the disk this computer booted from); if it really is the stick to overwrite, clear its partition table first (wipefs -a)"
+            ),
         }
         .into());
     }
