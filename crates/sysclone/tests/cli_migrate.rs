@@ -137,3 +137,38 @@ fn refuses_a_disk_too_small_and_says_the_minimum() {
     drop(tgt);
     assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
 }
+
+#[test]
+fn ntfs_data_partition_shrinks_onto_a_smaller_disk() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    // ESP 40M, ext4 100M, NTFS 80M, swap: 256 MiB in all (crates/testutil).
+    let src_img = sysclone_testutil::make_multi_fs_disk(t.path());
+    let before = sha256(&src_img);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "220M", tgt_img.to_str().unwrap()]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0, "--grow-part", "3"]);
+    assert!(out.status.success(), "migrate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("ntfs shrunk"), "{log}");
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    run("ntfsfix", &["-n", &tgt.part(3)]);
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    // Files through ntfs-3g, on both sides.
+    let m = t.path().join("m");
+    let (a, b) = (m.join("a"), m.join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    run("ntfs-3g", &["-o", "ro", &src.part(3), a.to_str().unwrap()]);
+    run("ntfs-3g", &["-o", "ro", &tgt.part(3), b.to_str().unwrap()]);
+    let diff = Command::new("diff").args(["-r", a.to_str().unwrap(), b.to_str().unwrap()]).output().unwrap();
+    let _ = Command::new("umount").arg(&a).status();
+    let _ = Command::new("umount").arg(&b).status();
+    assert!(diff.status.success(), "NTFS files differ:\n{}", String::from_utf8_lossy(&diff.stdout));
+    drop(src);
+    assert_eq!(sha256(&src_img), before, "the source was written");
+}
