@@ -427,3 +427,33 @@ fn interactive_console_clone() {
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
 }
+
+/// A job whose target selector matches two disks stops before writing anything, says which
+/// disks matched, and waits at the console menu.
+#[test]
+fn ambiguous_job_stops_and_waits() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let src = w.join("src.img");
+    let stick = w.join("stick.img");
+    let (t1, t2) = (w.join("t1.img"), w.join("t2.img"));
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-ambiguous/sysclone-usb.img"), &stick).unwrap();
+    for t in [&t1, &t2] {
+        run("truncate", &["-s", "200M", t.to_str().unwrap()]);
+        run("dd", &["if=/dev/urandom", &format!("of={}", t.display()), "bs=1M", "count=4", "conv=notrunc", "status=none"]);
+    }
+    let before: Vec<String> = [&src, &t1, &t2].iter().map(|p| run("sha256sum", &[p.to_str().unwrap()])).collect();
+    let mut m = Machine::new(w, "ambiguous");
+    m.usb_boot(&stick);
+    m.disk(Disk::nvme(&src, "SRC1"));
+    m.disk(Disk::virtio(&t1, "TGT1"));
+    m.disk(Disk::virtio(&t2, "TGT2"));
+    let log = m.run_until(600, Some("[r] retry"));
+    let err = line_with(&log, "ERROR:");
+    assert!(err.contains("matches 2 disks"), "{err}");
+    assert!(log.contains("serial=TGT1") && log.contains("serial=TGT2"), "candidates not listed:\n{log}");
+    let after: Vec<String> = [&src, &t1, &t2].iter().map(|p| run("sha256sum", &[p.to_str().unwrap()])).collect();
+    assert_eq!(before, after, "an ambiguous job wrote a disk");
+}

@@ -5,6 +5,20 @@ use std::sync::Mutex;
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// The kernel's other active consoles (screen and serial both, when the command line names
+/// both): standard error is /dev/console, the last one; the others get a copy of every line.
+static MIRRORS: std::sync::OnceLock<Mutex<Vec<std::fs::File>>> = std::sync::OnceLock::new();
+
+/// Copy console output to every active console (PID 1 only).
+pub fn mirror_to_all_consoles() {
+    let names = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    let mut names: Vec<&str> = names.split_whitespace().collect();
+    // The last one named is /dev/console itself.
+    names.pop();
+    let files = names.iter().filter_map(|n| std::fs::OpenOptions::new().write(true).open(format!("/dev/{n}")).ok()).collect();
+    let _ = MIRRORS.set(Mutex::new(files));
+}
+
 /// Seconds since boot (CLOCK_BOOTTIME), the same clock the kernel's log uses.
 pub fn uptime() -> f64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
@@ -17,9 +31,15 @@ pub fn uptime() -> f64 {
 pub fn say(msg: &str) {
     let t = uptime();
     let mut out = std::io::stderr().lock();
+    let mut mirrors = MIRRORS.get().and_then(|m| m.lock().ok());
     for line in msg.lines() {
         let l = format!("[{t:8.3}] {line}");
         let _ = writeln!(out, "{l}");
+        if let Some(ms) = mirrors.as_mut() {
+            for m in ms.iter_mut() {
+                let _ = writeln!(m, "{l}");
+            }
+        }
         if let Ok(mut log) = LOG.lock() {
             log.push(l);
         }

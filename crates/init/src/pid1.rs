@@ -66,6 +66,7 @@ struct Setup {
 fn setup() -> Result<Setup> {
     let t0 = uptime();
     mount_kernel_filesystems();
+    crate::console::mirror_to_all_consoles();
     let cmdline = Cmdline::read();
     say(&format!("sysclone {} starting as init (kernel up {t0:.3} s)", env!("CARGO_PKG_VERSION")));
     let mut loader = Loader::open(Path::new("/")).context("reading the module index")?;
