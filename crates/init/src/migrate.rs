@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use sysclone_copy::{CopyOptions, RescueMap};
-use sysclone_disk::{check_target, human_bytes, open_source, open_target, Disk, GuardContext, Roots, Selector};
+use sysclone_disk::{human_bytes, open_source, open_target, Disk, Selector};
 use sysclone_layout::migrate::{plan_migration, FsAction, Identities, MigratePlan, MigrateRequest, Policy, SourceLayout, SourcePart};
 
 use crate::console::{progress_printer, say};
@@ -126,19 +126,7 @@ fn random_guid() -> [u8; 16] {
 /// Plan (and, unless a dry run, carry out) a migration.
 pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
     let t0 = std::time::Instant::now();
-    let disks = disks_now(opts.boot_partuuid.as_deref())?;
-    let dev = Path::new("/dev");
-    let src = opts.source.select(&disks, &[], dev).context("choosing the source disk")?.clone();
-    let tgt = opts.target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
-    say(&format!("source: {}", src.describe()));
-    say(&format!("target: {}", tgt.describe()));
-    let ctx = GuardContext {
-        boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
-        source: Some(src.clone()),
-        protected: opts.protect.clone(),
-        roots: Roots::default(),
-    };
-    check_target(&tgt, &ctx)?;
+    let (src, tgt, ctx) = crate::run::choose_disks(&opts.source, &opts.target, &opts.protect, opts.boot_partuuid.as_deref())?;
     let sh = open_source(&src)?;
     let layout = source_layout(&src, &sh.file)?;
     let identities = if opts.new_identities { Identities::New { disk_guid: random_guid(), part_guids: layout.parts.iter().map(|_| random_guid()).collect() } } else { Identities::Keep };

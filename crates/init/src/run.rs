@@ -89,21 +89,28 @@ pub fn ask_serial(target: &Disk) -> Result<()> {
     Ok(())
 }
 
-/// Run one exact clone.
-pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
-    let disks = disks_now(opts.boot_partuuid.as_deref())?;
+/// Select source and target, say them, and check the target against the guard's identity
+/// rules (boot medium, source, protect list) before anything is planned.
+pub fn choose_disks(source: &Selector, target: &Selector, protect: &[Selector], boot_partuuid: Option<&str>) -> Result<(Disk, Disk, GuardContext)> {
+    let disks = disks_now(boot_partuuid)?;
     let dev = std::path::Path::new("/dev");
-    let src = opts.source.select(&disks, &[], dev).context("choosing the source disk")?.clone();
-    let tgt = opts.target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
+    let src = source.select(&disks, &[], dev).context("choosing the source disk")?.clone();
+    let tgt = target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
     say(&format!("source: {}", src.describe()));
     say(&format!("target: {}", tgt.describe()));
     let ctx = GuardContext {
         boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
         source: Some(src.clone()),
-        protected: opts.protect.clone(),
+        protected: protect.to_vec(),
         roots: Roots::default(),
     };
     check_target(&tgt, &ctx)?;
+    Ok((src, tgt, ctx))
+}
+
+/// Run one clone (exact or smart).
+pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
+    let (src, tgt, ctx) = choose_disks(&opts.source, &opts.target, &opts.protect, opts.boot_partuuid.as_deref())?;
     let sh = open_source(&src)?;
     let mut f = sh.file.try_clone()?;
     let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
@@ -149,6 +156,8 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     }
     drop(th);
     drop(sh);
+    // The disks as they are now (the target has new partitions).
+    let disks = disks_now(opts.boot_partuuid.as_deref())?;
     let boot_opts = crate::boot::BootOptions { policy: opts.boot_entry, efivars: &opts.efivars, prune_stale: opts.prune_stale, disks: &disks, guard: Some(&ctx) };
     let boot = crate::boot::entry_for_target(&tgt, &src, &boot_opts)?;
     let first = boot.first_entry().filter(|c| c.number.is_some());
