@@ -230,14 +230,14 @@ fn swaps(proc: &Path) -> Vec<String> {
 }
 
 /// Read the partition table and probe each partition's filesystem.
-fn inspect(path: &Path, logical: u32, size: u64) -> Result<(PartitionTable, Vec<(u64, Option<FsInfo>)>)> {
+fn inspect(path: &Path, logical: u32, size: u64) -> Result<(PartitionTable, Vec<Option<FsInfo>>)> {
     let mut f = File::open(path).with_context(|| format!("opening {} to read its partition table", path.display()))?;
     let table = read_table(&mut f, logical, size)?;
     let mut fss = Vec::new();
     for p in &table.partitions {
         let mut buf = vec![0u8; PROBE_BYTES.min(p.size_bytes as usize)];
         let ok = f.seek(SeekFrom::Start(p.start_bytes)).is_ok() && f.read_exact(&mut buf).is_ok();
-        fss.push((p.start_bytes, if ok { probe(&buf) } else { None }));
+        fss.push(if ok { probe(&buf) } else { None });
     }
     Ok((table, fss))
 }
@@ -287,7 +287,7 @@ pub fn discover(roots: &Roots) -> Result<Vec<Disk>> {
                     .partitions
                     .iter()
                     .zip(fss)
-                    .map(|(p, (_, fs))| Partition {
+                    .map(|(p, fs)| Partition {
                         number: p.number,
                         name: kparts.iter().find(|k| read_attr(&block.join(k).join("partition")) == Some(p.number.to_string())).cloned(),
                         start_bytes: p.start_bytes,
