@@ -105,7 +105,7 @@ pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, pro
         map.mark(plan.target_bytes - lbs, lbs, Status::NonTried);
     }
     // 2. The regions.
-    let copy = CopyOptions { sector: plan.logical_sector, hash: opts.verify, ..opts.copy.clone() };
+    let copy = CopyOptions { sector: plan.logical_sector, hash: opts.verify, checkpoint: opts.map.is_some(), ..opts.copy.clone() };
     let map_path = opts.map.clone();
     let mut save = |m: &RescueMap| -> Result<()> {
         match &map_path {

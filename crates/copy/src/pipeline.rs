@@ -36,11 +36,13 @@ pub struct CopyOptions {
     /// Where the target's bytes go: target offset = source offset + shift (migrations move
     /// partitions; clones keep offsets, shift 0).
     pub shift: i64,
+    /// Flush the target and call the checkpoint every 2 s (only worth it with a map to save).
+    pub checkpoint: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false, shift: 0 }
+        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false, shift: 0, checkpoint: false }
     }
 }
 
@@ -139,7 +141,7 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
             }
         }
         progress(done, total);
-        if last_save.elapsed() > Duration::from_secs(2) {
+        if opts.checkpoint && last_save.elapsed() > Duration::from_secs(2) {
             if let Err(e) = rdst.sync_data().context("flushing the target").and_then(|_| checkpoint(map)) {
                 result = Err(e);
                 break;
