@@ -67,7 +67,7 @@ pub fn peak_rss() -> u64 {
 }
 
 fn map_comment(plan: &ClonePlan) -> String {
-    format!("sysclone {:?} clone\nsource: {}\ntarget: {}", plan.mode, plan.source, plan.target)
+    format!("sysclone {:?} clone\nsource: {}\ntarget: {}", plan.mode, plan.source_id, plan.target_id)
 }
 
 /// Load the map to resume from, or start a new one.

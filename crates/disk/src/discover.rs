@@ -106,6 +106,20 @@ impl Disk {
         )
     }
 
+    /// What stays the same about this disk across reboots and re-plugging (never the kernel
+    /// name, which can change): bus, model, serial, WWN and size. Used to tie a rescue map
+    /// to the disks it was made for.
+    pub fn stable_identity(&self) -> String {
+        format!(
+            "{} model={} serial={} wwn={} bytes={}",
+            self.bus.as_str(),
+            self.model.as_deref().unwrap_or("-"),
+            self.serial.as_deref().unwrap_or("-"),
+            self.wwn.as_deref().unwrap_or("-"),
+            self.size_bytes
+        )
+    }
+
     pub fn in_use(&self) -> bool {
         !self.mounts.is_empty() || !self.swaps.is_empty() || !self.holders.is_empty()
     }

@@ -164,7 +164,16 @@ impl Drop for FaultyDisk {
         drop(self.dev.take());
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
-        let _ = Command::new("umount").arg(&self.mountpoint).status();
+        // The loop device lets go of the export a moment after it is detached: retry, and
+        // detach lazily as the last resort so no stale FUSE mount outlives the test.
+        for _ in 0..20 {
+            let quiet = Command::new("umount").arg(&self.mountpoint).stderr(std::process::Stdio::null()).status();
+            if quiet.map(|s| s.success()).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.mountpoint).status();
     }
 }
 
