@@ -2,6 +2,7 @@
 //! several buses. The artifacts come from scripts/test (or scripts/demo), which set
 //! SYSCLONE_E2E_DIR; without it these tests fail with a message, they never skip.
 
+mod faults;
 mod media;
 mod qemu;
 
@@ -14,6 +15,29 @@ use qemu::{Disk, Machine};
 fn artifacts() -> PathBuf {
     let dir = std::env::var_os("SYSCLONE_E2E_DIR").expect("SYSCLONE_E2E_DIR is not set: run scripts/test (it builds the images these tests boot)");
     PathBuf::from(dir)
+}
+
+/// One test's work directory: a copy of the fixture system disk (`src`), a blank target of
+/// the given size (`tgt`) and a copy of the named rescue image's USB stick (`stick`).
+struct Scene {
+    a: PathBuf,
+    work: tempfile::TempDir,
+    src: PathBuf,
+    tgt: PathBuf,
+    stick: PathBuf,
+}
+
+impl Scene {
+    fn new(rescue: &str, target_size: &str) -> Scene {
+        let a = artifacts();
+        let work = tempfile::tempdir_in(&a).unwrap();
+        let w = work.path();
+        let (src, tgt, stick) = (w.join("src.img"), w.join("tgt.img"), w.join("stick.img"));
+        fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+        fs::copy(a.join(format!("{rescue}/sysclone-usb.img")), &stick).unwrap();
+        run("truncate", &["-s", target_size, tgt.to_str().unwrap()]);
+        Scene { a, work, src, tgt, stick }
+    }
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -199,15 +223,8 @@ fn disks_on_every_bus_are_seen_as_they_are() {
 /// entry (BootNext), the one after that to the unchanged BootOrder again.
 #[test]
 fn boot_next_tries_the_clone_once() {
-    let a = artifacts();
-    let work = tempfile::tempdir_in(&a).unwrap();
+    let Scene { a, work, src, tgt, stick } = Scene::new("rescue-next", "200M");
     let w = work.path();
-    let src = w.join("src.img");
-    let tgt = w.join("tgt.img");
-    let stick = w.join("stick.img");
-    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
-    fs::copy(a.join("rescue-next/sysclone-usb.img"), &stick).unwrap();
-    run("truncate", &["-s", "200M", tgt.to_str().unwrap()]);
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
 
     let mut m = Machine::new(w, "next1");
@@ -293,15 +310,8 @@ fn migrated_systems_boot_smaller_and_on_4k_sectors() {
 /// fstab names its own partitions; the source, untouched, still boots as itself.
 #[test]
 fn migrated_clone_with_new_identities_boots_beside_its_source() {
-    let a = artifacts();
-    let work = tempfile::tempdir_in(&a).unwrap();
+    let Scene { a, work, src, tgt, stick } = Scene::new("rescue-migrate-new", "256M");
     let w = work.path();
-    let src = w.join("src.img");
-    let tgt = w.join("tgt.img");
-    let stick = w.join("stick.img");
-    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
-    fs::copy(a.join("rescue-migrate-new/sysclone-usb.img"), &stick).unwrap();
-    run("truncate", &["-s", "256M", tgt.to_str().unwrap()]);
     let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
 
@@ -377,15 +387,8 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
 /// powers off. The clone is verified and its GPT valid.
 #[test]
 fn interactive_console_clone() {
-    let a = artifacts();
-    let work = tempfile::tempdir_in(&a).unwrap();
+    let Scene { work, src, tgt, stick, .. } = Scene::new("rescue-ui", "200M");
     let w = work.path();
-    let src = w.join("src.img");
-    let tgt = w.join("tgt.img");
-    let stick = w.join("stick.img");
-    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
-    fs::copy(a.join("rescue-ui/sysclone-usb.img"), &stick).unwrap();
-    run("truncate", &["-s", "200M", tgt.to_str().unwrap()]);
     let blank = run("sha256sum", &[tgt.to_str().unwrap()]);
     let mut m = Machine::new(w, "ui");
     m.usb_boot(&stick);

@@ -24,6 +24,9 @@ pub enum Firmware {
     SeaBios,
 }
 
+/// A `run_session` step that types nothing: only wait for the text.
+pub const WAIT: &str = "\u{0}";
+
 pub struct Disk {
     args: Vec<String>,
 }
@@ -55,6 +58,22 @@ impl Disk {
     }
     pub fn virtio_4k(file: &Path, serial: &str) -> Disk {
         Self::virtio(file, serial).with("logical_block_size=4096,physical_block_size=4096")
+    }
+    /// A virtio disk every write to which fails with EIO (QEMU's blkdebug between the raw
+    /// format and the file); reads work.
+    pub fn virtio_write_fails(file: &Path, serial: &str) -> Disk {
+        let id = format!("v{serial}");
+        Disk {
+            args: vec![
+                "-blockdev".into(),
+                format!(
+                    "driver=raw,node-name={id},file.driver=blkdebug,file.inject-error.0.event=write_aio,file.inject-error.0.errno=5,file.image.driver=file,file.image.filename={}",
+                    file.display()
+                ),
+                "-device".into(),
+                format!("virtio-blk-pci,drive={id},serial={serial}"),
+            ],
+        }
     }
     pub fn virtio_ro(file: &Path, serial: &str) -> Disk {
         let mut d = Self::virtio(file, serial);
@@ -196,18 +215,20 @@ impl Machine {
     }
 
     /// Drive the serial console like a person: for each `(expect, send)`, wait until the
-    /// console shows `expect` (after what the previous step matched), then type `send`.
+    /// console shows `expect` (after what the previous step matched), then type `send`; a
+    /// `send` starting with `@` is a QEMU monitor command instead (`@sendkey ctrl-alt-delete`).
     /// Returns the console once QEMU exits.
     pub fn run_session(&self, timeout_s: u64, steps: &[(&str, &str)]) -> String {
         use std::io::{Read, Write};
         use std::sync::{Arc, Mutex};
         let accel = std::env::var("SYSCLONE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
         let log = self.dir.join(format!("{}.console.log", self.name));
+        let monitor = self.dir.join(format!("{}.monitor", self.name));
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
             .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
             .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())])
-            .args(["-serial", "stdio", "-monitor", "none"])
+            .args(["-serial", "stdio", "-monitor", &format!("unix:{},server=on,wait=off", monitor.display())])
             .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -249,6 +270,15 @@ impl Machine {
                     panic!("[{}] console never showed {expect:?}:\n{now}", self.name);
                 }
                 std::thread::sleep(Duration::from_millis(100));
+            }
+            if *send == WAIT {
+                continue;
+            }
+            if let Some(command) = send.strip_prefix('@') {
+                let mut m = std::os::unix::net::UnixStream::connect(&monitor).expect("connecting to the QEMU monitor");
+                m.write_all(format!("{command}\n").as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
             }
             // Type it the way a serial line delivers it.
             stdin.write_all(send.as_bytes()).unwrap();

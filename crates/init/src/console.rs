@@ -5,6 +5,48 @@ use std::sync::Mutex;
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// In the rescue system the log is also appended to a file under `/run`, so it outlives a
+/// worker that dies (see `supervise`): the next worker's log starts with it.
+static LOG_FILE: std::sync::OnceLock<Mutex<std::fs::File>> = std::sync::OnceLock::new();
+const LOG_PATH: &str = "/run/sysclone/console.log";
+
+/// `quiet` on the kernel command line: detail lines go to the log only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keep the log in `/run/sysclone/console.log` from now on (PID 1 only; `/run` mounted).
+pub fn keep_log_in_run() {
+    let _ = std::fs::create_dir_all("/run/sysclone");
+    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(LOG_PATH) {
+        let _ = LOG_FILE.set(Mutex::new(f));
+    }
+}
+
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A line that matters only when something goes wrong (drivers, timings): on the console
+/// unless `quiet`, always in the log.
+pub fn detail(msg: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        let t = uptime();
+        for line in msg.lines() {
+            keep(format!("[{t:8.3}] {line}"));
+        }
+    } else {
+        say(msg);
+    }
+}
+
+fn keep(l: String) {
+    if let Some(f) = LOG_FILE.get().and_then(|f| f.lock().ok()).as_mut() {
+        let _ = writeln!(f, "{l}");
+    }
+    if let Ok(mut log) = LOG.lock() {
+        log.push(l);
+    }
+}
+
 /// The kernel's other active consoles (screen and serial both, when the command line names
 /// both): standard error is /dev/console, the last one; the others get a copy of every line.
 static MIRRORS: std::sync::OnceLock<Mutex<Vec<std::fs::File>>> = std::sync::OnceLock::new();
@@ -40,15 +82,18 @@ pub fn say(msg: &str) {
                 let _ = writeln!(m, "{l}");
             }
         }
-        if let Ok(mut log) = LOG.lock() {
-            log.push(l);
-        }
+        keep(l);
     }
     let _ = out.flush();
 }
 
 /// Everything said so far.
 pub fn log_text() -> String {
+    if LOG_FILE.get().is_some() {
+        if let Ok(t) = std::fs::read_to_string(LOG_PATH) {
+            return t.trim_end().to_string();
+        }
+    }
     LOG.lock().map(|l| l.join("\n")).unwrap_or_default()
 }
 

@@ -156,8 +156,25 @@ fn block_devices() -> Vec<String> {
     v
 }
 
-/// Coldplug until no pass loads anything new and the set of block devices has been stable
-/// for `quiet`, or `limit` has passed. Returns (modules loaded, seconds waited).
+/// SCSI disks (and USB sticks, which are SCSI disks too) whose block device the kernel has
+/// not made yet: `sd` probes them in the background (under emulation this takes a while).
+fn pending_scsi_disks() -> Vec<String> {
+    let Ok(rd) = fs::read_dir("/sys/bus/scsi/devices") else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().chars().next().is_some_and(|c| c.is_ascii_digit()))
+        // SCSI peripheral types: 0 disk, 7 optical memory, 14 simplified direct access.
+        .filter(|e| fs::read_to_string(e.path().join("type")).is_ok_and(|t| matches!(t.trim(), "0" | "7" | "14")))
+        .filter(|e| !e.path().join("block").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Coldplug until no pass loads anything new, the set of block devices has been stable for
+/// `quiet` and no SCSI disk is still waiting for its block device — or `limit` has passed.
+/// Returns (modules loaded, seconds waited).
 pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration) -> (usize, f64) {
     let t0 = Instant::now();
     let mut total = 0;
@@ -171,7 +188,7 @@ pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration
             last_change = Instant::now();
             seen = now;
         }
-        if last_change.elapsed() >= quiet {
+        if last_change.elapsed() >= quiet && pending_scsi_disks().is_empty() {
             break;
         }
         if t0.elapsed() >= limit {

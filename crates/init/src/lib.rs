@@ -9,4 +9,6 @@ pub mod kmod;
 pub mod migrate;
 pub mod pid1;
 pub mod run;
+pub mod state;
+pub mod supervise;
 pub mod ui;

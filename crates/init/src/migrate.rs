@@ -147,12 +147,14 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
         ask_serial(&tgt)?;
     }
     let th = open_target(&tgt, &ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
+    let busy = crate::state::Busy::enter(format!("migrating {} to {}", src.name, tgt.name));
     let (parts, new_ids, references) = execute_migration(&plan, &layout, &src, &sh.file, &th.file, opts.new_identities)?;
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#})", tgt.name));
     }
     drop(th);
     drop(sh);
+    drop(busy);
     let boot = match opts.boot_entry {
         BootEntry::None => None,
         policy => {

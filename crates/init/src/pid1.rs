@@ -6,13 +6,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
-use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::cmdline::Cmdline;
-use crate::console::{log_text, say, uptime};
+use crate::console::{detail, log_text, say, uptime};
 use crate::job::{After, Job};
 use crate::kmod::{coldplug_and_settle, Loader};
 use crate::run::{disks_now, read_from_fat, run_clone, CloneOptions, Confirm};
@@ -20,6 +19,11 @@ use crate::run::{disks_now, read_from_fat, run_clone, CloneOptions, Confirm};
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
 fn mount_one(src: &str, target: &str, fstype: &str, flags: MsFlags) {
+    // A restarted worker finds them mounted; a second tmpfs on /run would hide the log.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(target)) {
+        return;
+    }
     let _ = std::fs::create_dir_all(target);
     if let Err(e) = mount(Some(src), target, Some(fstype), flags, None::<&str>) {
         if e != nix::errno::Errno::EBUSY {
@@ -66,8 +70,15 @@ struct Setup {
 fn setup() -> Result<Setup> {
     let t0 = uptime();
     mount_kernel_filesystems();
+    crate::console::keep_log_in_run();
     crate::console::mirror_to_all_consoles();
     let cmdline = Cmdline::read();
+    crate::console::set_quiet(cmdline.has("quiet"));
+    crate::console::set_progress_style(match cmdline.get("sysclone.ui") {
+        Some("text") => crate::console::ProgressStyle::Bar,
+        _ => crate::console::ProgressStyle::Plain,
+    });
+    crate::state::fault("setup");
     say(&format!("sysclone {} starting as init (kernel up {t0:.3} s)", env!("CARGO_PKG_VERSION")));
     let mut loader = Loader::open(Path::new("/")).context("reading the module index")?;
     // Filesystems and the EFI variable store are not found by modalias; load them now.
@@ -78,10 +89,10 @@ fn setup() -> Result<Setup> {
         mount_one("efivarfs", EFIVARS, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
         // SecureBoot (EFI global variable): 4 attribute bytes, then 1 = enforcing.
         let sb = std::fs::read(format!("{EFIVARS}/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")).ok();
-        say(&format!("secure boot: {}", match sb.as_deref().and_then(|v| v.get(4)) { Some(1) => "enabled", Some(_) => "disabled", None => "unknown" }));
+        detail(&format!("secure boot: {}", match sb.as_deref().and_then(|v| v.get(4)) { Some(1) => "enabled", Some(_) => "disabled", None => "unknown" }));
     }
     let (n, waited) = coldplug_and_settle(&mut loader, Duration::from_millis(1500), Duration::from_secs(30));
-    say(&format!("drivers: {} of {} modules loaded, disks settled after {waited:.1} s", loader.loaded().len(), loader.count()));
+    detail(&format!("drivers: {} of {} modules loaded, disks settled after {waited:.1} s", loader.loaded().len(), loader.count()));
     let _ = n;
     // systemd-boot names its partition in LoaderDevicePartUUID; GRUB (Secure Boot, BIOS) puts it on the command line.
     let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten().or_else(|| cmdline.get("sysclone.boot-partuuid").map(str::to_string));
@@ -96,22 +107,52 @@ fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
 
 /// Find and parse the job named by `sysclone.job=`: a path inside the initramfs, or on the
 /// boot medium's ESP.
-fn load_job(path: &str, boot_partuuid: Option<&str>) -> Result<Job> {
+fn load_job(path: &str, boot_partuuid: Option<&str>, pin: Option<&str>) -> Result<Job> {
+    let bytes = job_bytes(path, boot_partuuid)?;
+    if let Some(want) = pin {
+        let got: String = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).iter().map(|b| format!("{b:02x}")).collect();
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            bail!("job {path} has sha256 {got}, but sysclone.job.sha256= pins {want}: refusing to run it");
+        }
+        say(&format!("job {path}: sha256 matches the pinned {}", &got[..16]));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("job {path} is not UTF-8 text"))?;
+    Job::parse(&text).with_context(|| format!("job file {path}"))
+}
+
+/// The bytes of the job file: inside the initramfs, or on the boot medium's ESP.
+fn job_bytes(path: &str, boot_partuuid: Option<&str>) -> Result<Vec<u8>> {
     if Path::new(path).is_file() {
-        return Job::load(Path::new(path));
+        return std::fs::read(path).with_context(|| format!("reading job {path}"));
     }
     let uuid = boot_partuuid.ok_or_else(|| anyhow!("job {path}: not in the image, and the boot loader did not say which partition it started from"))?;
-    let disks = disks_now(Some(uuid))?;
-    let (disk, part) = disks
-        .iter()
-        .find_map(|d| d.partitions.iter().find(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uuid))).map(|p| (d, p)))
-        .ok_or_else(|| anyhow!("job {path}: the boot partition {uuid} is not among the disks"))?;
-    let bytes = read_from_fat(&disk.path, part.start_bytes, part.size_bytes, path)?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow!("job {path} is not UTF-8 text"))?;
-    Job::parse(&text).with_context(|| format!("job file {path} on {}", disk.describe()))
+    let (disk, part) = boot_partition(uuid).with_context(|| format!("job {path}"))?;
+    read_from_fat(&disk.path, part.start_bytes, part.size_bytes, path).with_context(|| format!("reading job {path} from {}", disk.describe()))
+}
+
+/// The disk and partition the boot loader started from. The firmware just read it, so it is
+/// there: a slow bus (a USB stick under emulation) may only take a moment to show it.
+fn boot_partition(uuid: &str) -> Result<(sysclone_disk::Disk, sysclone_disk::Partition)> {
+    let t0 = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let disks = disks_now(Some(uuid))?;
+        let found = disks.iter().find_map(|d| d.partitions.iter().find(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uuid))).map(|p| (d.clone(), p.clone())));
+        match found {
+            Some(f) => return Ok(f),
+            None if t0.elapsed() > Duration::from_secs(30) => bail!("the boot partition {uuid} is not among the disks (waited 30 s)"),
+            None if !said => {
+                say(&format!("waiting for the boot medium (partition {uuid}) to show"));
+                said = true;
+            }
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 fn run_job(job: &Job, setup: &Setup) -> Result<()> {
+    crate::state::fault("job");
     if job.operation == crate::job::Operation::Migrate {
         say(&format!("job: migrate {} -> {}", job.source, job.target));
         let opts = crate::migrate::MigrateOptions {
@@ -130,7 +171,7 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
             prune_stale: false,
         };
         let report = crate::migrate::run_migrate(&opts)?;
-        say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&report).unwrap_or_default()));
+        report_json(serde_json::to_string(&report).unwrap_or_default());
         say("SYSCLONE-RESULT ok");
         save_log("ok");
         return Ok(());
@@ -152,7 +193,7 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
         discard_unused: false,
     };
     let outcome = run_clone(&opts)?;
-    say(&format!("SYSCLONE-REPORT {}", serde_json::to_string(&outcome).unwrap_or_default()));
+    report_json(serde_json::to_string(&outcome).unwrap_or_default());
     say("SYSCLONE-RESULT ok");
     save_log("ok");
     Ok(())
@@ -160,6 +201,16 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
 
 fn interactive(setup: &Setup) -> Result<After> {
     crate::ui::main_menu(setup.boot_partuuid.as_deref(), Path::new(EFIVARS), &shell)
+}
+
+static REPORT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Show the job's machine-readable report on the console and keep it to save with the log.
+fn report_json(json: String) {
+    say(&format!("SYSCLONE-REPORT {json}"));
+    if let Ok(mut r) = REPORT.lock() {
+        *r = Some(json);
+    }
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) for `secs` since 1970.
@@ -187,19 +238,20 @@ fn save_log(result: &str) {
     };
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let name = format!("sysclone/logs/{}-{result}.log", stamp(secs));
+    let report = REPORT.lock().ok().and_then(|mut r| r.take());
     let r = (|| -> Result<()> {
-        let disks = disks_now(Some(&uuid))?;
-        let (disk, part) = disks
-            .iter()
-            .find_map(|d| d.partitions.iter().find(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&uuid))).map(|p| (d, p)))
-            .ok_or_else(|| anyhow!("the boot partition is gone"))?;
+        let (disk, part) = boot_partition(&uuid)?;
         let dev = std::fs::OpenOptions::new().read(true).write(true).open(&disk.path)?;
         let text = log_text() + "\n";
-        sysclone_media::usbimage::add_files_to_fat(dev, part.start_bytes, part.size_bytes, &[sysclone_media::usbimage::EspFile::bytes(name.clone(), text.into_bytes())])?;
+        let mut files = vec![sysclone_media::usbimage::EspFile::bytes(name.clone(), text.into_bytes())];
+        if let Some(json) = &report {
+            files.push(sysclone_media::usbimage::EspFile::bytes(name.replace(".log", ".json"), format!("{json}\n").into_bytes()));
+        }
+        sysclone_media::usbimage::add_files_to_fat(dev, part.start_bytes, part.size_bytes, &files)?;
         Ok(())
     })();
     match r {
-        Ok(()) => say(&format!("log saved on the boot medium as {name}")),
+        Ok(()) => say(&format!("log saved on the boot medium as {name}{}", if report.is_some() { " (report beside it, .json)" } else { "" })),
         Err(e) => say(&format!("log not saved on the boot medium: {e:#}")),
     }
 }
@@ -262,18 +314,52 @@ fn reap() {
     }
 }
 
-/// The whole life of PID 1.
+/// The whole life of PID 1: a supervisor that reaps and restarts the worker below.
 pub fn main() -> ! {
-    // Ctrl-Alt-Del arrives as SIGINT; SIGTERM is ignored (nothing may stop init halfway).
-    let _ = nix::sys::reboot::set_cad_enabled(false);
+    crate::supervise::run(worker)
+}
+
+/// Ctrl-Alt-Del: reboot, unless a disk is being written — then only when pressed twice.
+fn watch_ctrl_alt_del() {
+    std::thread::spawn(|| {
+        let mut previous = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            if !crate::supervise::ctrl_alt_del_pressed() {
+                continue;
+            }
+            let now = std::time::Instant::now();
+            match crate::state::cad_action(crate::state::busy().as_deref(), previous, now) {
+                crate::state::CadAction::Reboot => {
+                    say("Ctrl-Alt-Del: rebooting");
+                    save_log("ctrl-alt-del");
+                    power(After::Reboot);
+                }
+                crate::state::CadAction::Warn(what) => {
+                    say(&format!(
+                        "Ctrl-Alt-Del: {what} is in progress; a reboot now leaves the target incomplete. Press Ctrl-Alt-Del again within {} s to reboot anyway.",
+                        crate::state::CAD_GRACE.as_secs()
+                    ));
+                    previous = Some(now);
+                }
+                crate::state::CadAction::Force(what) => {
+                    say(&format!("Ctrl-Alt-Del again: stopping {what} and rebooting; the target is incomplete"));
+                    save_log("interrupted");
+                    power(After::Reboot);
+                }
+            }
+        }
+    });
+}
+
+/// The rescue system's work, in a child of PID 1. `previous` says why the worker before
+/// this one died: then the job is not run again; the failure menu shows why.
+fn worker(previous: Option<String>) -> ! {
     // The kernel starts init with no PATH; bundled tools live where they did on the build host.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    // SAFETY: handlers set to the default-ignore disposition; no Rust code runs in a handler.
-    unsafe {
-        let _ = signal(Signal::SIGTERM, SigHandler::SigIgn);
-        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
-    }
+    watch_ctrl_alt_del();
     let mut setup_done: Option<Setup> = None;
+    let mut pending = previous;
     loop {
         let mut on_failure = After::Menu;
         let result = catch_unwind(AssertUnwindSafe(|| -> Result<After> {
@@ -282,8 +368,12 @@ pub fn main() -> ! {
             }
             let setup = setup_done.as_mut().expect("set above");
             list_disks(setup.boot_partuuid.as_deref())?;
-            say(&format!("disks listed at {:.3} s after boot", uptime()));
+            detail(&format!("disks listed at {:.3} s after boot", uptime()));
+            crate::state::fault("disks");
             let mode = setup.cmdline.get("sysclone.mode").unwrap_or("auto").to_string();
+            if let Some(why) = pending.take() {
+                bail!("{why} (the job is not started again by itself; choose retry to run it)");
+            }
             if mode == "bootcheck" {
                 on_failure = After::Poweroff;
                 crate::bootcheck::run(&mut setup.loader, Path::new(EFIVARS))?;
@@ -301,7 +391,7 @@ pub fn main() -> ! {
             }
             match setup.cmdline.get("sysclone.job").map(str::to_string) {
                 Some(path) if mode != "interactive" => {
-                    let job = load_job(&path, setup.boot_partuuid.as_deref())?;
+                    let job = load_job(&path, setup.boot_partuuid.as_deref(), setup.cmdline.get("sysclone.job.sha256"))?;
                     on_failure = job.on_failure;
                     run_job(&job, setup)?;
                     Ok(job.on_success)

@@ -130,7 +130,9 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let th = open_target(&tgt, &ctx, need, Some(src.logical_sector))?;
     let mut progress = progress_printer("copy");
     let exec = ExecOptions { verify: opts.verify, map: opts.map.clone(), discard_unused: opts.discard_unused, ..Default::default() };
+    let busy = crate::state::Busy::enter(format!("cloning {} to {}", src.name, tgt.name));
     let report = execute(&plan, &sh.file, &th.file, &exec, &mut progress).with_context(|| format!("cloning {} to {}", src.name, tgt.name))?;
+    drop(busy);
     say(&format!(
         "copied {} MiB in {:.1} s ({:.1} MiB/s{}){}{}; peak memory {} MiB",
         report.bytes_written >> 20,
