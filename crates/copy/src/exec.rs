@@ -11,12 +11,12 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 use sysclone_layout::patch_protective_mbr;
 
 use crate::map::{RescueMap, Status};
-use crate::pipeline::{copy_ranges, verify_hashes, CopyOptions, Progress};
+use crate::pipeline::{copy_ranges_to_many, verify_hashes, CopyOptions, CopyStats, Progress};
 use crate::plan::{ClonePlan, Mode};
 
 /// How to carry out a plan.
@@ -89,23 +89,81 @@ fn open_map(plan: &ClonePlan, opts: &ExecOptions) -> Result<RescueMap> {
 
 /// Run a clone plan. `src` must be open read-only, `tgt` through the write guard.
 pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, progress: Progress<'_>) -> Result<CloneReport> {
-    let t0 = Instant::now();
+    let mut reports = execute_many(std::slice::from_ref(plan), src, &[tgt], opts, progress)?;
+    reports.pop().expect("one target, one result")
+}
+
+/// 1. Make a target look blank while it is incomplete.
+fn blank(plan: &ClonePlan, tgt: &File) -> Result<()> {
     let lbs = plan.logical_sector as u64;
-    let mut map = open_map(plan, opts)?;
-    let ranges: Vec<(u64, u64)> = plan.regions.iter().map(|r| (r.start, r.len)).collect();
-    let resumed: u64 = plan.copy_bytes - ranges.iter().flat_map(|&(s, l)| map.unfinished_within(s, l)).map(|r| r.1).sum::<u64>();
-    // 1. Make the target look blank while it is incomplete.
     let zero = vec![0u8; lbs as usize];
     for off in [0, lbs, plan.target_bytes - lbs] {
         tgt.write_all_at(&zero, off).with_context(|| format!("clearing the target's old table at byte {off}"))?;
     }
-    tgt.sync_all().context("flushing the target")?;
-    if plan.target_bytes - lbs < plan.source_bytes {
-        // That sector was just cleared; a resumed run must copy it again.
-        map.mark(plan.target_bytes - lbs, lbs, Status::NonTried);
+    tgt.sync_all().context("flushing the target")
+}
+
+/// 3.–4. The backup GPT at the target's end, then the head: the target is complete.
+fn write_table(plan: &ClonePlan, src: &File, tgt: &File) -> Result<Vec<u8>> {
+    let lbs = plan.logical_sector as u64;
+    if let Some(g) = &plan.gpt {
+        tgt.write_all_at(&g.entries, g.backup_entries_lba * lbs).context("writing the backup GPT entries")?;
+        tgt.write_all_at(&g.backup_header, g.backup_header_lba * lbs).context("writing the backup GPT header")?;
     }
-    // 2. The regions.
-    let copy = CopyOptions { sector: plan.logical_sector, hash: opts.verify, checkpoint: opts.map.is_some(), ..opts.copy.clone() };
+    tgt.sync_all().context("flushing the target")?;
+    let head = expected_head(plan, src)?;
+    tgt.write_all_at(&head, 0).context("writing sector 0 and the primary GPT")?;
+    tgt.sync_all().context("flushing the target")?;
+    Ok(head)
+}
+
+/// 5. Read the target back: every piece written, the head and the backup header.
+fn verify_target(plan: &ClonePlan, tgt: &File, hashes: &[(u64, u64, u128)], head: &[u8]) -> Result<Vec<u64>> {
+    let lbs = plan.logical_sector as u64;
+    let mut quiet = |_: u64, _: u64| {};
+    let mut bad = verify_hashes(tgt, hashes, &mut quiet)?;
+    let mut back = vec![0u8; head.len()];
+    tgt.read_exact_at(&mut back, 0).context("reading back the target's head")?;
+    if back != head {
+        bad.insert(0, 0);
+    }
+    if let Some(g) = &plan.gpt {
+        let mut b = vec![0u8; g.backup_header.len()];
+        tgt.read_exact_at(&mut b, g.backup_header_lba * lbs).context("reading back the backup GPT header")?;
+        if b != g.backup_header {
+            bad.push(g.backup_header_lba * lbs);
+        }
+    }
+    Ok(bad)
+}
+
+/// Run one plan per target with the source read once (a duplicator): the plans must copy the
+/// same regions (they differ in where each target's backup GPT goes). One result per
+/// target; a target that fails does not stop the others. Errs only on what concerns them
+/// all (the source, the map, plans that do not match).
+pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &ExecOptions, progress: Progress<'_>) -> Result<Vec<Result<CloneReport>>> {
+    ensure!(!plans.is_empty() && plans.len() == tgts.len(), "one plan per target");
+    let plan0 = &plans[0];
+    let same = plans.iter().all(|p| {
+        p.logical_sector == plan0.logical_sector && p.head_bytes == plan0.head_bytes && p.regions.len() == plan0.regions.len() && p.regions.iter().zip(&plan0.regions).all(|(a, b)| (a.start, a.len) == (b.start, b.len))
+    });
+    ensure!(same, "the targets' plans copy different regions; clone them one at a time");
+    ensure!(opts.map.is_none() || plans.len() == 1, "a rescue map follows one target; clone to several targets without --map");
+    let t0 = Instant::now();
+    let lbs = plan0.logical_sector as u64;
+    let mut map = open_map(plan0, opts)?;
+    let ranges: Vec<(u64, u64)> = plan0.regions.iter().map(|r| (r.start, r.len)).collect();
+    let resumed: u64 = plan0.copy_bytes - ranges.iter().flat_map(|&(s, l)| map.unfinished_within(s, l)).map(|r| r.1).sum::<u64>();
+    // 1. Every target blank while incomplete.
+    let mut errors: Vec<Option<anyhow::Error>> = plans.iter().zip(tgts).map(|(p, t)| blank(p, t).err()).collect();
+    if plans.len() == 1 && plan0.target_bytes - lbs < plan0.source_bytes {
+        // That sector was just cleared; a resumed run must copy it again.
+        map.mark(plan0.target_bytes - lbs, lbs, Status::NonTried);
+    }
+    // 2. The regions, to every target still standing.
+    let live: Vec<usize> = (0..plans.len()).filter(|&i| errors[i].is_none()).collect();
+    let live_files: Vec<&File> = live.iter().map(|&i| tgts[i]).collect();
+    let copy = CopyOptions { sector: plan0.logical_sector, hash: opts.verify, checkpoint: opts.map.is_some(), ..opts.copy.clone() };
     let map_path = opts.map.clone();
     let mut save = |m: &RescueMap| -> Result<()> {
         match &map_path {
@@ -113,59 +171,66 @@ pub fn execute(plan: &ClonePlan, src: &File, tgt: &File, opts: &ExecOptions, pro
             None => Ok(()),
         }
     };
-    let stats = copy_ranges(src, tgt, &ranges, &mut map, &copy, progress, &mut save)?;
-    // 3. Backup GPT at the end.
-    if let Some(g) = &plan.gpt {
-        tgt.write_all_at(&g.entries, g.backup_entries_lba * lbs).context("writing the backup GPT entries")?;
-        tgt.write_all_at(&g.backup_header, g.backup_header_lba * lbs).context("writing the backup GPT header")?;
-    }
-    tgt.sync_all().context("flushing the target")?;
-    // 4. The head, last.
-    let head = expected_head(plan, src)?;
-    tgt.write_all_at(&head, 0).context("writing sector 0 and the primary GPT")?;
-    tgt.sync_all().context("flushing the target")?;
-    map.mark(0, plan.head_bytes, Status::Finished);
-    save(&map)?;
-    let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart { discard_unused(plan, tgt)? } else { 0 };
-    // 5. Verify.
-    let (verified, mismatches) = if opts.verify {
-        let mut quiet = |_: u64, _: u64| {};
-        let mut bad = verify_hashes(tgt, &stats.hashes, &mut quiet)?;
-        let mut back = vec![0u8; head.len()];
-        tgt.read_exact_at(&mut back, 0).context("reading back the target's head")?;
-        if back != head {
-            bad.insert(0, 0);
-        }
-        if let Some(g) = &plan.gpt {
-            let mut b = vec![0u8; g.backup_header.len()];
-            tgt.read_exact_at(&mut b, g.backup_header_lba * lbs)?;
-            if b != g.backup_header {
-                bad.push(g.backup_header_lba * lbs);
+    let mut stats = CopyStats::default();
+    if !live.is_empty() {
+        match copy_ranges_to_many(src, &live_files, &ranges, &mut map, &copy, progress, &mut save) {
+            Ok((st, failed)) => {
+                stats = st;
+                for (k, f) in failed.into_iter().enumerate() {
+                    errors[live[k]] = f;
+                }
+            }
+            Err(e) if live.len() == 1 => errors[live[0]] = Some(e),
+            Err(e) => {
+                for &i in &live {
+                    errors[i] = Some(anyhow::anyhow!("{e:#}"));
+                }
             }
         }
-        (Some(bad.is_empty()), bad)
-    } else {
-        (None, Vec::new())
-    };
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(CloneReport {
-        mode: plan.mode,
-        source: plan.source.clone(),
-        target: plan.target.clone(),
-        bytes_planned: plan.copy_bytes,
-        bytes_read: stats.bytes_read,
-        bytes_written: stats.bytes_written,
-        bytes_resumed: resumed,
-        seconds,
-        mib_per_second: stats.bytes_written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
-        direct_io: stats.direct,
-        verified,
-        mismatches,
-        bad_ranges: stats.bad,
-        gpt_relocated: plan.gpt.is_some(),
-        bytes_discarded,
-        peak_rss_bytes: peak_rss(),
-    })
+    }
+    // 3.–5. per target.
+    let mut out = Vec::new();
+    for (i, (plan, tgt)) in plans.iter().zip(tgts).enumerate() {
+        if let Some(e) = errors[i].take() {
+            out.push(Err(e));
+            continue;
+        }
+        let done = (|| -> Result<CloneReport> {
+            let head = write_table(plan, src, tgt)?;
+            if plans.len() == 1 {
+                map.mark(0, plan.head_bytes, Status::Finished);
+                save(&map)?;
+            }
+            let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart { discard_unused(plan, tgt)? } else { 0 };
+            let (verified, mismatches) = if opts.verify {
+                let bad = verify_target(plan, tgt, &stats.hashes, &head)?;
+                (Some(bad.is_empty()), bad)
+            } else {
+                (None, Vec::new())
+            };
+            let seconds = t0.elapsed().as_secs_f64();
+            Ok(CloneReport {
+                mode: plan.mode,
+                source: plan.source.clone(),
+                target: plan.target.clone(),
+                bytes_planned: plan.copy_bytes,
+                bytes_read: stats.bytes_read,
+                bytes_written: stats.bytes_written,
+                bytes_resumed: resumed,
+                seconds,
+                mib_per_second: stats.bytes_written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+                direct_io: stats.direct,
+                verified,
+                mismatches,
+                bad_ranges: stats.bad.clone(),
+                gpt_relocated: plan.gpt.is_some(),
+                bytes_discarded,
+                peak_rss_bytes: peak_rss(),
+            })
+        })();
+        out.push(done);
+    }
+    Ok(out)
 }
 
 /// The target ranges a smart plan leaves alone: between the head and the backup GPT, outside

@@ -7,7 +7,7 @@ pub mod map;
 pub mod pipeline;
 pub mod plan;
 
-pub use exec::{execute, peak_rss, CloneReport, ExecOptions};
+pub use exec::{execute, execute_many, peak_rss, CloneReport, ExecOptions};
 pub use map::{RescueMap, Status};
 pub use pipeline::{CopyOptions, CopyStats};
 pub use plan::{plan_exact, plan_smart, ClonePlan, Mode, PartitionUse, Region};

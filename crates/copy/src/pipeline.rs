@@ -79,14 +79,66 @@ enum Piece {
 /// Copy the parts of `ranges` (absolute byte ranges, same offsets on both sides) that `map`
 /// does not show finished. `map` is updated as pieces land.
 pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, progress: Progress<'_>, checkpoint: Checkpoint<'_>) -> Result<CopyStats> {
+    let (stats, mut failed) = copy_ranges_to_many(src, &[dst], ranges, map, opts, progress, checkpoint)?;
+    match failed.pop().flatten() {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
+
+/// The targets of one copy: each written with the same pieces, in parallel. A target whose
+/// write fails drops out (its error kept) and the others go on.
+struct Targets {
+    files: Vec<File>,
+    failed: Vec<Option<anyhow::Error>>,
+}
+
+impl Targets {
+    fn live(&self) -> usize {
+        self.failed.iter().filter(|f| f.is_none()).count()
+    }
+
+    /// Do `op` on every live target (in parallel when there are several); a failure takes
+    /// that target out. Errs only when no target is left.
+    fn each(&mut self, what: &str, op: impl Fn(&File) -> std::io::Result<()> + Sync) -> Result<()> {
+        let live: Vec<usize> = (0..self.files.len()).filter(|&i| self.failed[i].is_none()).collect();
+        let results: Vec<(usize, std::io::Result<()>)> = if live.len() == 1 {
+            vec![(live[0], op(&self.files[live[0]]))]
+        } else {
+            thread::scope(|s| {
+                let (files, op) = (&self.files, &op);
+                let handles: Vec<_> = live.iter().map(|&i| (i, s.spawn(move || op(&files[i])))).collect();
+                handles.into_iter().map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked"))))).collect()
+            })
+        };
+        for (i, r) in results {
+            if let Err(e) = r {
+                self.failed[i] = Some(anyhow!(e).context(what.to_string()));
+            }
+        }
+        if self.live() == 0 {
+            // Every target failed: the first one's error stands for all.
+            return Err(self.failed.iter_mut().find_map(|f| f.take()).expect("a failure"));
+        }
+        Ok(())
+    }
+}
+
+/// Like [`copy_ranges`] onto several targets at once, the source read once (a duplicator).
+/// Returns the stats and, per target, the error that took it out (`None`: complete).
+/// Errs when every target failed or the source cannot be handled.
+pub fn copy_ranges_to_many(src: &File, dsts: &[&File], ranges: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, progress: Progress<'_>, checkpoint: Checkpoint<'_>) -> Result<(CopyStats, Vec<Option<anyhow::Error>>)> {
     let todo: Vec<(u64, u64)> = ranges.iter().flat_map(|&(s, l)| map.unfinished_within(s, l)).collect();
     let total: u64 = todo.iter().map(|r| r.1).sum();
     let sector = opts.sector.max(512) as u64;
     let aligned = todo.iter().all(|&(s, l)| s % sector == 0 && l % sector == 0);
-    let (rsrc, rdst) = match (opts.direct && aligned, reopen_direct(src, false), reopen_direct(dst, true)) {
-        (true, Some(a), Some(b)) => (a, b),
-        _ => (src.try_clone()?, dst.try_clone()?),
+    let direct_src = if opts.direct && aligned { reopen_direct(src, false) } else { None };
+    let direct_dsts: Option<Vec<File>> = direct_src.as_ref().and_then(|_| dsts.iter().map(|d| reopen_direct(d, true)).collect());
+    let (rsrc, files) = match (direct_src, direct_dsts) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (src.try_clone()?, dsts.iter().map(|d| d.try_clone()).collect::<std::io::Result<Vec<File>>>()?),
     };
+    let mut rdst = Targets { failed: files.iter().map(|_| None).collect(), files };
     let mut stats = CopyStats { direct: opts.direct && aligned && rsrc.as_raw_fd() != src.as_raw_fd(), ..Default::default() };
     let chunk = opts.chunk.max(4096) / 4096 * 4096;
     let (full_tx, full_rx) = sync_channel::<Piece>(opts.depth);
@@ -121,8 +173,9 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
         match piece {
             Piece::Data(off, buf) => {
                 let toff = target_offset(off, opts.shift)?;
-                if let Err(e) = rdst.write_all_at(&buf, toff) {
-                    result = Err(anyhow!(e).context(format!("writing the target at byte {toff} ({} bytes)", buf.len())));
+                let data: &[u8] = &buf;
+                if let Err(e) = rdst.each(&format!("writing the target at byte {toff} ({} bytes)", buf.len()), |f| f.write_all_at(data, toff)) {
+                    result = Err(e);
                     break;
                 }
                 if opts.hash {
@@ -142,7 +195,7 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
         }
         progress(done, total);
         if opts.checkpoint && last_save.elapsed() > Duration::from_secs(2) {
-            if let Err(e) = rdst.sync_data().context("flushing the target").and_then(|_| checkpoint(map)) {
+            if let Err(e) = rdst.each("flushing the target", |f| f.sync_data()).and_then(|_| checkpoint(map)) {
                 result = Err(e);
                 break;
             }
@@ -153,10 +206,10 @@ pub fn copy_ranges(src: &File, dst: &File, ranges: &[(u64, u64)], map: &mut Resc
     drop(full_rx);
     reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
     result?;
-    scrape(&rsrc, &rdst, &todo, map, opts, &mut stats)?;
-    rdst.sync_data().context("flushing the target")?;
+    scrape(&rsrc, &mut rdst, &todo, map, opts, &mut stats)?;
+    rdst.each("flushing the target", |f| f.sync_data())?;
     checkpoint(map)?;
-    Ok(stats)
+    Ok((stats, rdst.failed))
 }
 
 fn target_offset(off: u64, shift: i64) -> Result<u64> {
@@ -164,7 +217,7 @@ fn target_offset(off: u64, shift: i64) -> Result<u64> {
 }
 
 /// Read the non-trimmed parts of `todo` sector by sector; write what reads, zero the rest.
-fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, stats: &mut CopyStats) -> Result<()> {
+fn scrape(src: &File, dst: &mut Targets, todo: &[(u64, u64)], map: &mut RescueMap, opts: &CopyOptions, stats: &mut CopyStats) -> Result<()> {
     let sector = opts.sector.max(512) as u64;
     let failed: Vec<(u64, u64)> = map
         .ranges_with(Status::NonTrimmed)
@@ -187,7 +240,8 @@ fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts
             }
             let toff = target_offset(off, opts.shift)?;
             if ok {
-                dst.write_all_at(&buf, toff).with_context(|| format!("writing the target at byte {toff}"))?;
+                let data: &[u8] = &buf;
+                dst.each(&format!("writing the target at byte {toff}"), |f| f.write_all_at(data, toff))?;
                 if opts.hash {
                     stats.hashes.push((toff, sector, xxh3_128(&buf)));
                 }
@@ -195,7 +249,8 @@ fn scrape(src: &File, dst: &File, todo: &[(u64, u64)], map: &mut RescueMap, opts
                 stats.bytes_written += sector;
                 map.mark(off, sector, Status::Finished);
             } else {
-                dst.write_all_at(&zero[..sector as usize], toff).with_context(|| format!("zeroing unreadable sector at byte {toff} on the target"))?;
+                let zeros: &[u8] = &zero[..sector as usize];
+                dst.each(&format!("zeroing unreadable sector at byte {toff} on the target"), |f| f.write_all_at(zeros, toff))?;
                 map.mark(off, sector, Status::Bad);
                 match stats.bad.last_mut() {
                     Some((s, l)) if *s + *l == off => *l += sector,

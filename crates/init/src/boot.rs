@@ -825,7 +825,7 @@ mod tests {
     fn job_key_boot_entry_takes_every_policy() {
         for (text, want) in [("first", BootEntry::First), ("next", BootEntry::Next), ("add", BootEntry::Add), ("none", BootEntry::None)] {
             let job = crate::job::Job::parse(&format!("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\nboot_entry = \"{text}\"\n")).unwrap();
-            assert_eq!(job.boot_entry, want);
+            assert_eq!(job.boot_entry(), want);
             assert_eq!(policy_name(want), text);
         }
     }

@@ -74,15 +74,21 @@ pub struct Job {
     /// Source disk selector (stable: serial=, wwn=, by-id=, model=, role=system …).
     pub source: String,
     /// Target disk selector.
+    #[serde(default)]
     pub target: String,
+    /// Several targets, written at once from one read of the source (a duplicator; clone
+    /// only; instead of `target`).
+    #[serde(default)]
+    pub targets: Vec<String>,
     /// Disks that must never be written, whatever else matches.
     #[serde(default)]
     pub protect: Vec<String>,
     /// Read the target back and compare after copying.
     #[serde(default)]
     pub verify: bool,
-    #[serde(default = "default_boot_entry")]
-    pub boot_entry: BootEntry,
+    /// Default `first` for one target; with several there is none (an entry names one disk).
+    #[serde(rename = "boot_entry")]
+    pub boot_entry_key: Option<BootEntry>,
     /// Migrate: how partitions are sized (default `grow`).
     pub policy: Option<PolicyKind>,
     /// Migrate, policy `grow`: the partition number that takes the difference.
@@ -106,9 +112,6 @@ pub struct Job {
 fn default_mode() -> Mode {
     Mode::Exact
 }
-fn default_boot_entry() -> BootEntry {
-    BootEntry::First
-}
 fn default_on_success() -> After {
     After::Reboot
 }
@@ -127,6 +130,24 @@ impl Job {
     pub fn load(path: &Path) -> Result<Job> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading job file {}", path.display()))?;
         Job::parse(&text).with_context(|| format!("job file {}", path.display()))
+    }
+
+    /// The boot entry policy: as written, else `first` for one target, `none` for several.
+    pub fn boot_entry(&self) -> BootEntry {
+        self.boot_entry_key.unwrap_or(if self.targets.is_empty() { BootEntry::First } else { BootEntry::None })
+    }
+
+    /// The target selectors: `target`, or each of `targets`.
+    pub fn target_list(&self) -> Vec<String> {
+        if self.targets.is_empty() {
+            vec![self.target.clone()]
+        } else {
+            self.targets.clone()
+        }
+    }
+
+    fn selectors(&self) -> Result<(Selector, Vec<Selector>)> {
+        Ok((Selector::parse(&self.source)?, self.target_list().iter().map(|t| Selector::parse(t)).collect::<Result<_>>()?))
     }
 
     /// The migration policy this job asks for.
@@ -164,16 +185,36 @@ impl Job {
             }
             self.migrate_policy()?;
         }
+        match (self.target.is_empty(), self.targets.is_empty()) {
+            (true, true) => bail!("missing target (or targets = [...] for several)"),
+            (false, false) => bail!("give target or targets, not both"),
+            _ => {}
+        }
+        if !self.targets.is_empty() {
+            if self.operation != Operation::Clone {
+                bail!("several targets are for operation = \"clone\" (a duplicator); a migration has one target");
+            }
+            if self.boot_entry() != BootEntry::None {
+                bail!("boot_entry makes an entry for one disk; with several targets leave it out or set boot_entry = \"none\"");
+            }
+        }
         let src = Selector::parse(&self.source).context("source selector")?;
-        let tgt = Selector::parse(&self.target).context("target selector")?;
         for p in &self.protect {
             Selector::parse(p).context("protect selector")?;
         }
-        if src.text.starts_with('/') || tgt.text.starts_with('/') {
-            bail!("job files name disks by stable selectors (serial=, wwn=, by-id=, model=, size=, role=), not device paths, which change between boots");
-        }
-        if src == tgt {
-            bail!("source and target selectors are the same ({}); they must select different disks", self.source);
+        let mut seen: Vec<Selector> = Vec::new();
+        for t in self.target_list() {
+            let tgt = Selector::parse(&t).context("target selector")?;
+            if src.text.starts_with('/') || tgt.text.starts_with('/') {
+                bail!("job files name disks by stable selectors (serial=, wwn=, by-id=, model=, size=, role=), not device paths, which change between boots");
+            }
+            if src == tgt {
+                bail!("source and target selectors are the same ({}); they must select different disks", self.source);
+            }
+            if seen.contains(&tgt) {
+                bail!("target {t} is named twice");
+            }
+            seen.push(tgt);
         }
         Ok(())
     }
@@ -183,6 +224,49 @@ impl Job {
     }
 }
 
+/// Run `job` (or with `dry_run`, plan it and say what it would do): the same path for the
+/// rescue image and `sysclone job check --plan`. Returns the JSON report.
+pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+    let (source, targets) = job.selectors()?;
+    let confirm = crate::run::Confirm::Yes;
+    if job.operation == Operation::Migrate {
+        crate::console::say(&format!("job: migrate {} -> {}", job.source, job.target));
+        let opts = crate::migrate::MigrateOptions {
+            source,
+            target: targets.into_iter().next().expect("check() wants a target"),
+            protect: job.protect_selectors(),
+            policy: job.migrate_policy()?,
+            include: job.include.clone(),
+            exclude: job.exclude.clone(),
+            new_identities: job.identities == Some(IdentityKind::New),
+            boot_entry: job.boot_entry(),
+            efivars: efivars.to_path_buf(),
+            boot_partuuid: boot_partuuid.map(str::to_string),
+            dry_run,
+            confirm,
+            prune_stale: false,
+        };
+        return Ok(serde_json::to_string(&crate::migrate::run_migrate(&opts)?)?);
+    }
+    crate::console::say(&format!("job: clone {} -> {} ({:?})", job.source, job.target_list().join(", "), job.mode));
+    let opts = crate::run::CloneOptions {
+        source,
+        targets,
+        protect: job.protect_selectors(),
+        boot_entry: job.boot_entry(),
+        prune_stale: false,
+        efivars: efivars.to_path_buf(),
+        boot_partuuid: boot_partuuid.map(str::to_string),
+        dry_run,
+        confirm,
+        mode: job.mode,
+        verify: job.verify,
+        map: None,
+        discard_unused: false,
+    };
+    Ok(serde_json::to_string(&crate::run::run_clone(&opts)?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +274,25 @@ mod tests {
     #[test]
     fn minimal_job_gets_defaults() {
         let j = Job::parse("operation = \"clone\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\n").unwrap();
-        assert_eq!((j.mode, j.boot_entry, j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+        assert_eq!((j.mode, j.boot_entry(), j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+    }
+
+    #[test]
+    fn duplicator_jobs() {
+        let j = Job::parse("operation = \"clone\"\nsource = \"serial=A\"\ntargets = [\"serial=B\", \"serial=C\"]\n").unwrap();
+        assert_eq!(j.target_list(), vec!["serial=B".to_string(), "serial=C".to_string()]);
+        assert_eq!(j.boot_entry(), BootEntry::None);
+        for (bad, why) in [
+            ("operation = \"clone\"\nsource = \"serial=A\"\ntargets = [\"serial=B\", \"serial=C\"]\nboot_entry = \"first\"\n", "one disk"),
+            ("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=D\"\ntargets = [\"serial=B\"]\n", "not both"),
+            ("operation = \"clone\"\nsource = \"serial=A\"\ntargets = [\"serial=B\", \"serial=B\"]\n", "named twice"),
+            ("operation = \"clone\"\nsource = \"serial=A\"\ntargets = [\"serial=B\", \"serial=A\"]\n", "the same"),
+            ("operation = \"migrate\"\nsource = \"serial=A\"\ntargets = [\"serial=B\", \"serial=C\"]\n", "one target"),
+            ("operation = \"clone\"\nsource = \"serial=A\"\n", "missing target"),
+        ] {
+            let e = format!("{:#}", Job::parse(bad).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

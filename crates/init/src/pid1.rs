@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,7 +14,7 @@ use crate::cmdline::Cmdline;
 use crate::console::{detail, log_text, say, uptime};
 use crate::job::{After, Job};
 use crate::kmod::{coldplug_and_settle, Loader};
-use crate::run::{disks_now, read_from_fat, run_clone, CloneOptions, Confirm};
+use crate::run::{disks_now, read_from_fat};
 
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
@@ -153,47 +153,8 @@ fn boot_partition(uuid: &str) -> Result<(sysclone_disk::Disk, sysclone_disk::Par
 
 fn run_job(job: &Job, setup: &Setup) -> Result<()> {
     crate::state::fault("job");
-    if job.operation == crate::job::Operation::Migrate {
-        say(&format!("job: migrate {} -> {}", job.source, job.target));
-        let opts = crate::migrate::MigrateOptions {
-            source: sysclone_disk::Selector::parse(&job.source)?,
-            target: sysclone_disk::Selector::parse(&job.target)?,
-            protect: job.protect_selectors(),
-            policy: job.migrate_policy()?,
-            include: job.include.clone(),
-            exclude: job.exclude.clone(),
-            new_identities: job.identities == Some(crate::job::IdentityKind::New),
-            boot_entry: job.boot_entry,
-            efivars: PathBuf::from(EFIVARS),
-            boot_partuuid: setup.boot_partuuid.clone(),
-            dry_run: false,
-            confirm: Confirm::Yes,
-            prune_stale: false,
-        };
-        let report = crate::migrate::run_migrate(&opts)?;
-        report_json(serde_json::to_string(&report).unwrap_or_default());
-        say("SYSCLONE-RESULT ok");
-        save_log("ok");
-        return Ok(());
-    }
-    say(&format!("job: clone {} -> {} ({:?})", job.source, job.target, job.mode));
-    let opts = CloneOptions {
-        source: sysclone_disk::Selector::parse(&job.source)?,
-        target: sysclone_disk::Selector::parse(&job.target)?,
-        protect: job.protect_selectors(),
-        boot_entry: job.boot_entry,
-        prune_stale: false,
-        efivars: PathBuf::from(EFIVARS),
-        boot_partuuid: setup.boot_partuuid.clone(),
-        dry_run: false,
-        confirm: Confirm::Yes,
-        mode: job.mode,
-        verify: job.verify,
-        map: None,
-        discard_unused: false,
-    };
-    let outcome = run_clone(&opts)?;
-    report_json(serde_json::to_string(&outcome).unwrap_or_default());
+    let json = crate::job::run(job, Path::new(EFIVARS), setup.boot_partuuid.as_deref(), false)?;
+    report_json(json);
     say("SYSCLONE-RESULT ok");
     save_log("ok");
     Ok(())

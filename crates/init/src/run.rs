@@ -27,7 +27,8 @@ pub enum Confirm {
 #[derive(Debug, Clone)]
 pub struct CloneOptions {
     pub source: Selector,
-    pub target: Selector,
+    /// One target, or several for a duplicator (the source read once, written to all).
+    pub targets: Vec<Selector>,
     pub protect: Vec<Selector>,
     pub boot_entry: BootEntry,
     /// Delete boot entries whose partition is on no attached disk.
@@ -51,11 +52,21 @@ pub struct CloneOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub copy: Option<CloneReport>,
+    /// With several targets: each one's report or error, in the order given.
+    pub targets: Vec<TargetOutcome>,
     /// The Boot#### made for the target (first in BootOrder with policy `first`).
     pub boot_entry: Option<String>,
     pub loader: Option<String>,
     /// The boot policy's report: variables before (hex), old and new BootOrder, entries.
     pub boot: Option<crate::boot::BootReport>,
+}
+
+/// One target of a duplicator.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetOutcome {
+    pub target: String,
+    pub report: Option<CloneReport>,
+    pub error: Option<String>,
 }
 
 /// Discover disks and tag the boot medium.
@@ -92,36 +103,54 @@ pub fn ask_serial(target: &Disk) -> Result<()> {
 /// Select source and target, say them, and check the target against the guard's identity
 /// rules (boot medium, source, protect list) before anything is planned.
 pub fn choose_disks(source: &Selector, target: &Selector, protect: &[Selector], boot_partuuid: Option<&str>) -> Result<(Disk, Disk, GuardContext)> {
+    let (src, mut tgts, ctx) = choose_targets(source, std::slice::from_ref(target), protect, boot_partuuid)?;
+    Ok((src, tgts.remove(0), ctx))
+}
+
+/// [`choose_disks`] for one or more targets, which must be different disks.
+pub fn choose_targets(source: &Selector, targets: &[Selector], protect: &[Selector], boot_partuuid: Option<&str>) -> Result<(Disk, Vec<Disk>, GuardContext)> {
     let disks = disks_now(boot_partuuid)?;
     let dev = std::path::Path::new("/dev");
     let src = source.select(&disks, &[], dev).context("choosing the source disk")?.clone();
-    let tgt = target.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
+    let mut tgts: Vec<Disk> = Vec::new();
+    for t in targets {
+        let tgt = t.select(&disks, &[&src.name], dev).context("choosing the target disk")?.clone();
+        if let Some(other) = tgts.iter().find(|d| d.name == tgt.name) {
+            bail!("target selectors {:?} and an earlier one both choose {}", t.text, other.describe());
+        }
+        tgts.push(tgt);
+    }
     say(&format!("source: {}", src.describe()));
-    say(&format!("target: {}", tgt.describe()));
+    for tgt in &tgts {
+        say(&format!("target: {}", tgt.describe()));
+    }
     let ctx = GuardContext {
         boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
         source: Some(src.clone()),
         protected: protect.to_vec(),
         roots: Roots::default(),
     };
-    check_target(&tgt, &ctx)?;
-    Ok((src, tgt, ctx))
+    for tgt in &tgts {
+        check_target(tgt, &ctx)?;
+    }
+    Ok((src, tgts, ctx))
 }
 
 /// Run one clone (exact or smart).
 pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
-    let (src, tgt, ctx) = choose_disks(&opts.source, &opts.target, &opts.protect, opts.boot_partuuid.as_deref())?;
+    if opts.targets.len() > 1 {
+        return run_duplicate(opts);
+    }
+    let target = opts.targets.first().ok_or_else(|| anyhow::anyhow!("no target disk named"))?;
+    let (src, tgt, ctx) = choose_disks(&opts.source, target, &opts.protect, opts.boot_partuuid.as_deref())?;
     let sh = open_source(&src)?;
     let mut f = sh.file.try_clone()?;
     let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
-    let plan = match opts.mode {
-        Mode::Exact => plan_exact(&src, gpt.as_ref(), &tgt)?,
-        Mode::Smart => plan_smart(&src, gpt.as_ref(), &tgt, &used_maps(&src, &sh.file))?,
-    };
+    let plan = plan_for(opts.mode, &src, &sh.file, gpt.as_ref(), &tgt, &mut None)?;
     say(&plan.show());
     if opts.dry_run {
         say("dry run: nothing written");
-        return Ok(Outcome { copy: None, boot_entry: None, loader: None, boot: None });
+        return Ok(Outcome { copy: None, targets: Vec::new(), boot_entry: None, loader: None, boot: None });
     }
     if opts.confirm == Confirm::Ask {
         ask_serial(&tgt)?;
@@ -164,7 +193,85 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let boot = crate::boot::entry_for_target(&tgt, &src, &boot_opts)?;
     let first = boot.first_entry().filter(|c| c.number.is_some());
     let (boot_entry, loader) = (first.map(|c| c.name.clone()), first.and_then(|c| c.loader.clone()));
-    Ok(Outcome { copy: Some(report), boot_entry, loader, boot: Some(boot) })
+    Ok(Outcome { copy: Some(report), targets: Vec::new(), boot_entry, loader, boot: Some(boot) })
+}
+
+/// Plan a clone of `src` onto `tgt` in `mode`.
+fn plan_for(mode: Mode, src: &Disk, sh: &std::fs::File, gpt: Option<&sysclone_layout::RawGpt>, tgt: &Disk, uses: &mut Option<Vec<PartitionUse>>) -> Result<sysclone_copy::ClonePlan> {
+    match mode {
+        Mode::Exact => plan_exact(src, gpt, tgt),
+        Mode::Smart => plan_smart(src, gpt, tgt, uses.get_or_insert_with(|| used_maps(src, sh))),
+    }
+}
+
+/// One source onto several targets at once, the source read once (a duplicator). A target
+/// that fails does not stop the others; the error at the end names each one that failed.
+fn run_duplicate(opts: &CloneOptions) -> Result<Outcome> {
+    if opts.boot_entry != BootEntry::None {
+        bail!("a boot entry names one disk; with {} targets use boot entry policy none", opts.targets.len());
+    }
+    if opts.map.is_some() {
+        bail!("a rescue map follows one target; clone to several targets without --map");
+    }
+    let (src, tgts, ctx) = choose_targets(&opts.source, &opts.targets, &opts.protect, opts.boot_partuuid.as_deref())?;
+    let sh = open_source(&src)?;
+    let mut f = sh.file.try_clone()?;
+    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
+    let mut uses = None;
+    let plans = tgts.iter().map(|t| plan_for(opts.mode, &src, &sh.file, gpt.as_ref(), t, &mut uses)).collect::<Result<Vec<_>>>()?;
+    for p in &plans {
+        say(&p.show());
+    }
+    if opts.dry_run {
+        say("dry run: nothing written");
+        return Ok(Outcome { copy: None, targets: Vec::new(), boot_entry: None, loader: None, boot: None });
+    }
+    if opts.confirm == Confirm::Ask {
+        for t in &tgts {
+            ask_serial(t)?;
+        }
+    }
+    let handles = tgts
+        .iter()
+        .zip(&plans)
+        .map(|(t, plan)| open_target(t, &ctx, plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes), Some(src.logical_sector)))
+        .collect::<Result<Vec<_>>>()?;
+    let files: Vec<&std::fs::File> = handles.iter().map(|h| &h.file).collect();
+    let mut progress = progress_printer("copy");
+    let exec = ExecOptions { verify: opts.verify, discard_unused: opts.discard_unused, ..Default::default() };
+    let names: Vec<&str> = tgts.iter().map(|t| t.name.as_str()).collect();
+    let busy = crate::state::Busy::enter(format!("cloning {} to {}", src.name, names.join(", ")));
+    let results = sysclone_copy::execute_many(&plans, &sh.file, &files, &exec, &mut progress).with_context(|| format!("cloning {} to {}", src.name, names.join(", ")))?;
+    drop(busy);
+    let mut targets = Vec::new();
+    let mut failed = Vec::new();
+    for ((tgt, h), r) in tgts.iter().zip(&handles).zip(results) {
+        let r = r.and_then(|rep| match rep.verified {
+            Some(false) => bail!("verification failed at {} place(s), first at byte {}", rep.mismatches.len(), rep.mismatches[0]),
+            _ => Ok(rep),
+        });
+        match r {
+            Ok(rep) => {
+                say(&format!("{}: {} MiB written in {:.1} s{}", tgt.describe(), rep.bytes_written >> 20, rep.seconds, if rep.verified == Some(true) { ", verified" } else { "" }));
+                let _ = sysclone_disk::sys::reread_partitions(h.file.as_fd());
+                targets.push(TargetOutcome { target: tgt.describe(), report: Some(rep), error: None });
+            }
+            Err(e) => {
+                say(&format!("{}: FAILED: {e:#}", tgt.describe()));
+                failed.push(format!("{}: {e:#}", tgt.name));
+                targets.push(TargetOutcome { target: tgt.describe(), report: None, error: Some(format!("{e:#}")) });
+            }
+        }
+    }
+    if let Some(bad) = targets.iter().find_map(|t| t.report.as_ref()).map(|r| r.bad_ranges.clone()) {
+        for (off, len) in bad {
+            say(&format!("unreadable: {len} bytes at {off} ({}), written as zeros on every target", where_on(&src, off)));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} of {} targets failed ({}); the others are complete", failed.len(), tgts.len(), failed.join("; "));
+    }
+    Ok(Outcome { copy: None, targets, boot_entry: None, loader: None, boot: None })
 }
 
 /// Which partition (or gap) a byte offset of `disk` falls in.

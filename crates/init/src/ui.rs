@@ -61,7 +61,7 @@ fn clone_flow(disks: &[Disk], boot_partuuid: Option<&str>, efivars: &Path) -> Re
     };
     let opts = CloneOptions {
         source: Selector::parse(&format!("name={}", src.name))?,
-        target: Selector::parse(&format!("name={}", tgt.name))?,
+        targets: vec![Selector::parse(&format!("name={}", tgt.name))?],
         protect: Vec::new(),
         boot_entry: BootEntry::First,
         prune_stale: false,

@@ -79,18 +79,19 @@ pub struct CloneConfig {
     /// Source disk: selector (serial=…, model=…, bus=…) or device path
     #[arg(long)]
     pub source: String,
-    /// Target disk: selector or device path; everything on it is overwritten
-    #[arg(long)]
-    pub target: String,
+    /// Target disk: selector or device path; everything on it is overwritten. Repeat for a
+    /// duplicator: every target written at once, the source read once
+    #[arg(long, required = true)]
+    pub target: Vec<String>,
     /// Copy mode
     #[arg(long, value_enum, default_value = "exact")]
     pub mode: ModeArg,
     /// Disks never to write (selector; repeatable)
     #[arg(long)]
     pub protect: Vec<String>,
-    /// Boot entries for the target after the copy
-    #[arg(long, value_enum, default_value = "first", alias = "boot-entry")]
-    pub boot_policy: BootPolicyArg,
+    /// Boot entries for the target after the copy [default: first; none with several targets]
+    #[arg(long, value_enum, alias = "boot-entry")]
+    pub boot_policy: Option<BootPolicyArg>,
     /// Also delete boot entries whose partition is on no attached disk
     #[arg(long)]
     pub prune_stale: bool,
@@ -188,6 +189,10 @@ pub enum JobCmd {
     Check {
         /// The job file (TOML)
         file: PathBuf,
+        /// Also find its disks on this machine and print the plan it would carry out
+        /// (nothing is written)
+        #[arg(long)]
+        plan: bool,
     },
 }
 
@@ -207,7 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Boot(c) => crate::boot_cmd::run(c),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
-        Cmd::Job(JobCmd::Check { file }) => job_check(file),
+        Cmd::Job(JobCmd::Check { file, plan }) => job_check(file, plan),
     }
 }
 
@@ -225,9 +230,13 @@ fn clone(c: CloneConfig) -> Result<()> {
     let c_json = c.json;
     let opts = CloneOptions {
         source: Selector::parse(&c.source)?,
-        target: Selector::parse(&c.target)?,
+        targets: c.target.iter().map(|t| Selector::parse(t)).collect::<Result<_>>()?,
         protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
-        boot_entry: c.boot_policy.into(),
+        boot_entry: match c.boot_policy {
+            Some(b) => b.into(),
+            None if c.target.len() > 1 => BootEntry::None,
+            None => BootEntry::First,
+        },
         prune_stale: c.prune_stale,
         efivars: c.efivars,
         boot_partuuid: None,
@@ -242,9 +251,11 @@ fn clone(c: CloneConfig) -> Result<()> {
         discard_unused: c.discard_unused,
     };
     let outcome = run_clone(&opts)?;
-    if let Some(r) = &outcome.copy {
-        if c_json {
-            println!("{}", serde_json::to_string(r)?);
+    if c_json {
+        match &outcome.copy {
+            Some(r) => println!("{}", serde_json::to_string(r)?),
+            None if !outcome.targets.is_empty() => println!("{}", serde_json::to_string(&outcome.targets)?),
+            None => {}
         }
     }
     Ok(())
@@ -302,15 +313,21 @@ fn migrate(c: MigrateConfig) -> Result<()> {
     Ok(())
 }
 
-fn job_check(file: PathBuf) -> Result<()> {
+fn job_check(file: PathBuf, plan: bool) -> Result<()> {
     let job = Job::load(&file)?;
-    println!("{file:?}: ok");
+    println!("{}: ok", file.display());
     println!("  operation: {:?} ({:?})", job.operation, job.mode);
     println!("  source:    {}", job.source);
-    println!("  target:    {}", job.target);
+    for t in job.target_list() {
+        println!("  target:    {t}");
+    }
     for p in &job.protect {
         println!("  protect:   {p}");
     }
-    println!("  boot entry: {:?}; on success: {:?}; on failure: {:?}", job.boot_entry, job.on_success, job.on_failure);
+    println!("  boot entry: {:?}; on success: {:?}; on failure: {:?}", job.boot_entry(), job.on_success, job.on_failure);
+    if plan {
+        println!("on this machine (nothing is written):");
+        sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, true)?;
+    }
     Ok(())
 }

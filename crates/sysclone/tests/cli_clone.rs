@@ -134,3 +134,73 @@ fn smart_clone_copies_only_used_blocks_and_filesystems_check_clean() {
         assert!(diff.status.success(), "partition {n} ({how}) files differ:\n{}", String::from_utf8_lossy(&diff.stdout));
     }
 }
+
+/// A duplicator: one source, three targets of different sizes, one of which runs out of
+/// space halfway (a loop device over a file on a small tmpfs). The source is read once;
+/// the two good targets are complete, verified and carry a GPT fitted to their size; the
+/// failed one is named in the error and does not look complete.
+#[test]
+fn duplicator_writes_every_target_from_one_read() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
+    let small = t.path().join("small");
+    fs::create_dir(&small).unwrap();
+    run("mount", &["-t", "tmpfs", "-o", "size=40M", "tmpfs", small.to_str().unwrap()]);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let imgs = [t.path().join("t1.img"), t.path().join("t2.img"), small.join("t3.img")];
+    for (img, size) in imgs.iter().zip(["128M", "160M", "128M"]) {
+        run("truncate", &["-s", size, img.to_str().unwrap()]);
+    }
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgts: Vec<Loop> = imgs.iter().map(|i| Loop::new(i, 512)).collect();
+    let mut args = vec!["clone", "--source", &src.0, "--yes", "--verify", "--json"];
+    for l in &tgts {
+        args.extend(["--target", &l.0]);
+    }
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a failed target must fail the run: {err}");
+    assert!(err.contains("1 of 3 targets failed") && err.contains(tgts[2].0.trim_start_matches("/dev/")), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    drop(tgts);
+    drop(src);
+    let a = fs::read(&src_img).unwrap();
+    for img in &imgs[..2] {
+        let b = fs::read(img).unwrap();
+        assert!(a[1024..] == b[1024..a.len()], "{} differs from the source", img.display());
+        let v = run("sgdisk", &["-v", img.to_str().unwrap()]);
+        assert!(v.contains("No problems found"), "{}: {v}", img.display());
+    }
+    let b = fs::read(&imgs[2]).unwrap();
+    assert_ne!(&b[512..520], b"EFI PART", "the target that ran out of space must not look complete");
+}
+
+/// `job check --plan` finds the job's disks on this machine and prints the plan; nothing is
+/// written.
+#[test]
+fn job_check_prints_the_plan_and_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
+    let src = Loop::new(&src_img, 512);
+    let tgt = Loop::new(&tgt_img, 512);
+    let job = t.path().join("job.toml");
+    let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
+    fs::write(&job, format!("operation = \"clone\"\nmode = \"smart\"\nsource = \"name={}\"\ntarget = \"name={}\"\nboot_entry = \"none\"\n", name(&src), name(&tgt))).unwrap();
+    let before = sysclone_testutil::sha256(&tgt_img);
+    let out = Command::new(BIN).args(["job", "check", "--plan", job.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("smart clone") && text.contains("dry run: nothing written") && text.contains(&name(&tgt)), "{text}");
+    drop(tgt);
+    assert_eq!(sysclone_testutil::sha256(&tgt_img), before);
+}
