@@ -91,6 +91,11 @@ fn clone_flow(disks: &[Disk], boot_partuuid: Option<&str>, efivars: &Path) -> Re
         say(&format!("boot order: {:04X?} -> {:04X?}", b.old_order, b.new_order));
     }
     say("SYSCLONE-RESULT ok");
+    after_result()
+}
+
+/// After a clone or migration: reboot into it, power off, or back to the menu.
+fn after_result() -> Result<Option<After>> {
     loop {
         match read_line("r) reboot into it  p) power off  m) menu: ")?.as_str() {
             "r" => return Ok(Some(After::Reboot)),
@@ -101,6 +106,56 @@ fn clone_flow(disks: &[Disk], boot_partuuid: Option<&str>, efivars: &Path) -> Re
     }
 }
 
+/// Move a system onto a smaller or larger disk: source, target, sizing policy; the plan's
+/// before/after table is shown before the typed confirmation.
+fn migrate_flow(disks: &[Disk], boot_partuuid: Option<&str>, efivars: &Path) -> Result<Option<After>> {
+    use sysclone_layout::migrate::Policy;
+    let Some(src) = pick(disks, "source", None)? else { return Ok(None) };
+    let Some(tgt) = pick(disks, "target", Some(src))? else { return Ok(None) };
+    let policy = match read_line("sizes: g) the last data partition takes the difference  k) keep sizes  p) proportional [g]: ")?.as_str() {
+        "k" | "K" => Policy::Keep,
+        "p" | "P" => Policy::Proportional,
+        _ => Policy::Grow { part: None },
+    };
+    let opts = crate::migrate::MigrateOptions {
+        source: Selector::parse(&format!("name={}", src.name))?,
+        target: Selector::parse(&format!("name={}", tgt.name))?,
+        protect: Vec::new(),
+        policy,
+        include: None,
+        exclude: Vec::new(),
+        new_identities: false,
+        boot_entry: BootEntry::First,
+        efivars: efivars.to_path_buf(),
+        boot_partuuid: boot_partuuid.map(str::to_string),
+        dry_run: false,
+        confirm: Confirm::Ask,
+        prune_stale: false,
+    };
+    let r = crate::migrate::run_migrate(&opts)?;
+    say("-- result ------------------------------------------------");
+    say(&format!("{} -> {}, {:.0} s", src.name, tgt.name, r.seconds));
+    for p in &r.parts {
+        say(&format!(
+            "  partition {} -> {}: {} at {}, {} copied{}",
+            p.source_number,
+            p.number,
+            human_bytes(p.size),
+            p.start,
+            human_bytes(p.bytes_copied),
+            p.resize.as_ref().map(|x| format!(", {x}")).unwrap_or_default()
+        ));
+    }
+    if let Some(c) = &r.bootability {
+        say(&format!("bootability check: {} passed, {} warning(s), {} error(s)", c.checked.len(), c.warnings.len(), c.errors.len()));
+    }
+    if let Some(b) = &r.boot {
+        say(&format!("boot order: {:04X?} -> {:04X?}", b.old_order, b.new_order));
+    }
+    say("SYSCLONE-RESULT ok");
+    after_result()
+}
+
 /// The main menu. Returns what to do with the machine.
 pub fn main_menu(boot_partuuid: Option<&str>, efivars: &Path, shell: &dyn Fn()) -> Result<After> {
     loop {
@@ -109,10 +164,12 @@ pub fn main_menu(boot_partuuid: Option<&str>, efivars: &Path, shell: &dyn Fn()) 
         for (i, d) in disks.iter().enumerate() {
             say(&disk_line(i, d));
         }
-        say("c) clone a disk   l) list disks again   s) shell   r) reboot   p) power off");
+        say("c) clone a disk   m) migrate to a smaller/larger disk   l) list disks again");
+        say("s) shell   r) reboot   p) power off");
         let choice = read_line("> ")?;
         let r = match choice.as_str() {
             "c" => clone_flow(&disks, boot_partuuid, efivars),
+            "m" => migrate_flow(&disks, boot_partuuid, efivars),
             "l" | "" => Ok(None),
             "s" => {
                 shell();
