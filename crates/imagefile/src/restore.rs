@@ -149,17 +149,21 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     }
     // 4. Backup GPT at the end, 5. the head last.
     finish_table(tgt, plan.gpt.as_ref(), &plan.head, target)?;
+    Ok(report(img, target.to_string(), written, t0, plan.gpt.is_some()))
+}
+
+fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated: bool) -> RestoreReport {
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(RestoreReport {
+    RestoreReport {
         image: img.dir.display().to_string(),
-        target: target.to_string(),
+        target,
         chunks: img.manifest.chunks.len(),
         bytes_written: written,
         seconds,
         mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
-        gpt_relocated: plan.gpt.is_some(),
+        gpt_relocated,
         peak_rss_bytes: sysclone_copy::peak_rss(),
-    })
+    }
 }
 
 fn finish_table(tgt: &File, gpt: Option<&RelocatedGpt>, head: &[u8], target: &str) -> Result<()> {
@@ -182,11 +186,21 @@ pub fn export_raw(img: &Image, raw: &Path, threads: usize, progress: &mut dyn Fn
     let head = m.head()?;
     let what = raw.display().to_string();
     let f = OpenOptions::new().write(true).create_new(true).open(raw).with_context(|| format!("creating {what} (it must not exist yet)"))?;
+    let r = export_into(img, &f, &head, &what, threads, progress);
+    if r.is_err() {
+        // A partial export must not be mistaken for the disk.
+        let _ = std::fs::remove_file(raw);
+    }
+    Ok(report(img, what, r?, t0, false))
+}
+
+fn export_into(img: &Image, f: &File, head: &[u8], what: &str, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    let m = &img.manifest;
     f.set_len(m.source.size_bytes).with_context(|| format!("sizing {what} to {} bytes", m.source.size_bytes))?;
-    let written = write_chunks(img, &f, threads, &what, progress)?;
+    let written = write_chunks(img, f, threads, what, progress)?;
     // The backup GPT as the source had it (at its end); the head exactly as saved.
     let gpt = if m.table.kind == "gpt" {
-        let raw_gpt = read_gpt(&mut std::io::Cursor::new(&head), m.source.logical_sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;
+        let raw_gpt = read_gpt(&mut std::io::Cursor::new(head), m.source.logical_sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;
         match raw_gpt {
             Some(g) => Some(g.relocate(m.source.size_bytes).context("placing the backup GPT")?),
             None => bail!("the manifest says GPT but its table head has no GPT header"),
@@ -194,16 +208,6 @@ pub fn export_raw(img: &Image, raw: &Path, threads: usize, progress: &mut dyn Fn
     } else {
         None
     };
-    finish_table(&f, gpt.as_ref(), &head, &what)?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(RestoreReport {
-        image: img.dir.display().to_string(),
-        target: what,
-        chunks: m.chunks.len(),
-        bytes_written: written,
-        seconds,
-        mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
-        gpt_relocated: false,
-        peak_rss_bytes: sysclone_copy::peak_rss(),
-    })
+    finish_table(f, gpt.as_ref(), head, what)?;
+    Ok(written)
 }
