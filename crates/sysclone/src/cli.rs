@@ -110,15 +110,8 @@ pub struct CloneConfig {
     /// After a smart clone, TRIM the target's space that was not written
     #[arg(long)]
     pub discard_unused: bool,
-    /// Show the plan, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for the typed confirmation (the write guard still applies)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the report as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub flags: WriteFlags,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -165,15 +158,8 @@ pub struct MigrateConfig {
     /// efivarfs directory
     #[arg(long, default_value = "/sys/firmware/efi/efivars")]
     pub efivars: PathBuf,
-    /// Show the before/after table, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for the typed confirmation (the write guard still applies)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the report as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub flags: WriteFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -309,7 +295,7 @@ fn disks(c: DisksConfig) -> Result<()> {
 }
 
 fn clone(c: CloneConfig) -> Result<()> {
-    let c_json = c.json;
+    let c_json = c.flags.json;
     let opts = CloneOptions {
         source: Selector::parse(&c.source)?,
         target: Selector::parse(&c.target)?,
@@ -318,8 +304,8 @@ fn clone(c: CloneConfig) -> Result<()> {
         prune_stale: c.prune_stale,
         efivars: c.efivars,
         boot_partuuid: None,
-        dry_run: c.dry_run,
-        confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        dry_run: c.flags.dry_run,
+        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
         mode: match c.mode {
             ModeArg::Exact => sysclone_copy::Mode::Exact,
             ModeArg::Smart => sysclone_copy::Mode::Smart,
@@ -378,12 +364,12 @@ fn migrate(c: MigrateConfig) -> Result<()> {
         boot_entry: c.boot_policy.into(),
         efivars: c.efivars,
         boot_partuuid: None,
-        dry_run: c.dry_run,
-        confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        dry_run: c.flags.dry_run,
+        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
         prune_stale: false,
     };
     let report = sysclone_init::migrate::run_migrate(&opts)?;
-    if c.json {
+    if c.flags.json {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
