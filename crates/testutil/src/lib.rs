@@ -177,21 +177,24 @@ impl Drop for FaultyDisk {
     }
 }
 
+/// `n` pseudo-random (incompressible) bytes; `seed` varies them.
+pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 /// Fill `dir` with a mix of files: incompressible ones of `big` bytes, many small ones, and
 /// some that are written and deleted again (so freed blocks hold stale data). `seed` varies
 /// the content.
 pub fn fill_tree(dir: &Path, big: usize, seed: u32) {
-    let data = |n: usize, s: u32| -> Vec<u8> {
-        let mut x = s.wrapping_mul(2654435761).wrapping_add(12345);
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    };
+    let data = noise;
     fs::create_dir_all(dir.join("small/deeper")).expect("dirs");
     for i in 0..3u32 {
         fs::write(dir.join(format!("big{i}.bin")), data(big, seed + i)).expect("file");
