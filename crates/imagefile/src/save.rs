@@ -219,6 +219,10 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
     if dir.join(manifest::MANIFEST).exists() {
         bail!("{} already holds an image; choose an empty directory", dir.display());
     }
+    let stale = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?.flatten().any(|e| e.file_name().to_string_lossy().starts_with("data-"));
+    if stale {
+        bail!("{} holds data files of an unfinished save; remove them or choose an empty directory", dir.display());
+    }
     let mut head = vec![0u8; plan.head_bytes as usize];
     src.read_exact_at(&mut head, 0).with_context(|| format!("reading the partition table (first {} bytes) of {}", plan.head_bytes, plan.source_text))?;
     let chunks = plan.chunks(opts.chunk_bytes);

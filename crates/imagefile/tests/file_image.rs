@@ -100,6 +100,12 @@ fn save_verify_export_and_restore_files() {
     }
     // A second save into the same directory is refused.
     assert!(save(&plan, &f, &dir, &opts, &mut |_, _| {}, None).is_err());
+    let half = t.path().join("half");
+    fs::create_dir_all(&half).unwrap();
+    fs::write(half.join("data-00000.zst"), b"x").unwrap();
+    let e = save(&plan, &f, &half, &opts, &mut |_, _| {}, None).unwrap_err();
+    assert!(e.to_string().contains("unfinished save"), "{e}");
+    assert!(Image::open(&half).unwrap_err().to_string().contains("no manifest.json"));
 
     let image = Image::open(&dir).unwrap();
     assert!(image.manifest.chunks.iter().all(|c| c.len <= 256 << 10));
