@@ -73,6 +73,11 @@ pub fn info_text(img: &Image) -> String {
         stored as f64 / comp.max(1) as f64
     ));
     s.push_str(&format!("  restore: needs a disk of at least {} with {}-byte sectors\n", human_bytes(m.min_target_bytes()), m.source.logical_sector));
+    let bad = m.unreadable();
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().take(10).map(|(o, l)| format!("{l} bytes at {o}")).collect();
+        s.push_str(&format!("  unreadable on the source (stored as zeros): {}{}\n", list.join(", "), if bad.len() > 10 { ", …" } else { "" }));
+    }
     if img.manifest_sum_ok != Some(true) {
         s.push_str("  WARNING: the manifest does not match its checksum file; run `sysclone image verify`\n");
     }

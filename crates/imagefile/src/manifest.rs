@@ -145,6 +145,10 @@ pub struct Chunk {
     pub compressed_len: u64,
     /// SHA-256 of the uncompressed bytes (lowercase hex).
     pub sha256: String,
+    /// Source ranges `[disk offset, length]` inside this chunk that could not be read
+    /// (stored as zeros). Absent when everything was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(u64, u64)>,
 }
 
 /// The name of data file `i`.
@@ -241,6 +245,11 @@ impl Manifest {
         self.chunks.iter().map(|c| c.len).sum()
     }
 
+    /// Source ranges that could not be read when the image was saved (stored as zeros).
+    pub fn unreadable(&self) -> Vec<(u64, u64)> {
+        self.chunks.iter().flat_map(|c| c.unreadable.iter().copied()).collect()
+    }
+
     /// Bytes of the data files.
     pub fn compressed_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.compressed_len).sum()
@@ -303,6 +312,9 @@ impl Manifest {
             ensure!(c.compressed_len > 0 && c.compressed_len <= zstd::zstd_safe::compress_bound(c.len as usize) as u64, "{who}: compressed length {} is impossible for {} bytes", c.compressed_len, c.len);
             ensure!(c.file_offset.checked_add(c.compressed_len).is_some_and(|e| e <= f.bytes), "{who}: {}+{} lies outside {} ({} bytes)", c.file_offset, c.compressed_len, f.name, f.bytes);
             ensure!(is_sha256_hex(&c.sha256), "{who}: sha256 {:?} is not a SHA-256 in lowercase hex", c.sha256);
+            for &(a, l) in &c.unreadable {
+                ensure!(a >= c.offset && a.checked_add(l).is_some_and(|e| e <= end), "{who}: unreadable range {a}+{l} lies outside the chunk");
+            }
         }
         Ok(())
     }
@@ -344,8 +356,8 @@ pub(crate) mod tests {
             chunk_bytes: 4 << 20,
             data_files: vec![DataFile { name: data_file_name(0), bytes: 100 }],
             chunks: vec![
-                Chunk { offset: 17408, len: 4096, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64) },
-                Chunk { offset: 1 << 20, len: 8192, partition: Some(1), file: 0, file_offset: 50, compressed_len: 50, sha256: "a".repeat(64) },
+                Chunk { offset: 17408, len: 4096, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64), unreadable: vec![] },
+                Chunk { offset: 1 << 20, len: 8192, partition: Some(1), file: 0, file_offset: 50, compressed_len: 50, sha256: "a".repeat(64), unreadable: vec![(1 << 20, 512)] },
             ],
         }
     }
@@ -385,6 +397,7 @@ pub(crate) mod tests {
         refused(|m| m.source.logical_sector = 0, "not 512 or 4096");
         refused(|m| m.table.head_hex = "zz".repeat(600), "hex");
         refused(|m| m.chunk_bytes = u64::MAX, "chunk_bytes");
+        refused(|m| m.chunks[1].unreadable = vec![(0, 512)], "unreadable range 0+512 lies outside");
         let e = Manifest::parse(b"{\"format\":\"sysclone-image\",\"format_version\":1,\"extra\":1}").unwrap_err();
         assert!(format!("{e:#}").contains("does not match"), "{e:#}");
         assert!(Manifest::parse(b"[]").is_err() && Manifest::parse(b"").is_err() && Manifest::parse(b"{}").is_err());

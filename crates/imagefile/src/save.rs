@@ -201,11 +201,60 @@ pub struct SaveReport {
     pub mib_per_second: f64,
     pub threads: usize,
     pub peak_rss_bytes: u64,
+    /// Source ranges `(offset, length)` that could not be read, stored as zeros.
+    pub unreadable: Vec<(u64, u64)>,
 }
 
 struct Compressed {
     piece: Piece,
-    data: Result<(Vec<u8>, String)>,
+    /// Compressed bytes, SHA-256 of the raw bytes, unreadable ranges.
+    data: Result<(Vec<u8>, String, Vec<(u64, u64)>)>,
+}
+
+/// Attempts per sector before it counts as unreadable.
+const SECTOR_TRIES: u32 = 3;
+
+/// Read one piece of the source. A read failing with EIO is retried sector by sector
+/// (through O_DIRECT when `direct` is given, so one bad sector does not spoil its neighbours in
+/// the page cache); sectors that stay unreadable become zeros and are returned as ranges. Any
+/// other error (a device that is gone) stops the save.
+fn read_piece(src: &File, direct: Option<&File>, piece: &Piece, sector: u64) -> Result<(Vec<u8>, Vec<(u64, u64)>)> {
+    let is_eio = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EIO);
+    let mut buf = vec![0u8; piece.len as usize];
+    match src.read_exact_at(&mut buf, piece.offset) {
+        Ok(()) => return Ok((buf, Vec::new())),
+        Err(e) if !is_eio(&e) => return Err(e.into()),
+        Err(_) => {}
+    }
+    let mut bad: Vec<(u64, u64)> = Vec::new();
+    let mut one = sysclone_copy::aligned::AlignedBuf::new(sector as usize);
+    let f = direct.unwrap_or(src);
+    let mut off = piece.offset;
+    while off < piece.offset + piece.len {
+        let n = sector.min(piece.offset + piece.len - off);
+        one.set_len(n as usize);
+        let mut ok = false;
+        for _ in 0..SECTOR_TRIES {
+            match f.read_exact_at(&mut one, off) {
+                Ok(()) => ok = true,
+                Err(e) if !is_eio(&e) => return Err(anyhow::Error::new(e).context(format!("reading sector at byte {off}"))),
+                Err(_) => continue,
+            }
+            break;
+        }
+        let at = (off - piece.offset) as usize;
+        if ok {
+            buf[at..at + n as usize].copy_from_slice(&one);
+        } else {
+            buf[at..at + n as usize].fill(0);
+            match bad.last_mut() {
+                Some((s, l)) if *s + *l == off => *l += n,
+                _ => bad.push((off, n)),
+            }
+        }
+        off += n;
+    }
+    Ok((buf, bad))
 }
 
 /// Write the image of `plan` from `src` into `dir` (created; must not hold an image). The
@@ -234,24 +283,25 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
     let mut next = chunks.into_iter();
     let source_text = plan.source_text.clone();
     let level = opts.level;
+    let sector = plan.source.logical_sector as u64;
+    let direct = sysclone_copy::reopen_direct(src, false);
     pool::ordered(
         opts.threads,
         opts.threads * 2 + 2,
         || {
             let piece = next.next()?;
-            let mut buf = vec![0u8; piece.len as usize];
-            let data = src.read_exact_at(&mut buf, piece.offset).map(|_| buf).with_context(|| format!("reading {} at byte {} ({} bytes)", source_text, piece.offset, piece.len));
+            let data = read_piece(src, direct.as_ref(), &piece, sector).with_context(|| format!("reading {} at byte {} ({} bytes)", source_text, piece.offset, piece.len));
             Some((piece, data))
         },
-        |(piece, data): (Piece, Result<Vec<u8>>)| {
-            let data = data.and_then(|raw| {
+        |(piece, data): (Piece, Result<(Vec<u8>, Vec<(u64, u64)>)>)| {
+            let data = data.and_then(|(raw, bad)| {
                 let z = zstd::bulk::compress(&raw, level).context("compressing")?;
-                Ok((z, sha256_hex(&raw)))
+                Ok((z, sha256_hex(&raw), bad))
             });
             Compressed { piece, data }
         },
         |c: Compressed| {
-            let (z, sha256) = c.data?;
+            let (z, sha256, unreadable) = c.data?;
             let need_new = match (&out, files.last()) {
                 (Some(_), Some(f)) => f.bytes > 0 && f.bytes + z.len() as u64 > opts.max_file_bytes,
                 _ => true,
@@ -276,6 +326,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
                 file_offset: f.bytes,
                 compressed_len: z.len() as u64,
                 sha256,
+                unreadable,
             });
             f.bytes += z.len() as u64;
             done += c.piece.len;
@@ -321,6 +372,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
         mib_per_second: m.stored_bytes() as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         threads: opts.threads,
         peak_rss_bytes: sysclone_copy::peak_rss(),
+        unreadable: m.unreadable(),
     })
 }
 

@@ -73,6 +73,9 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
         r.threads,
         r.peak_rss_bytes >> 20
     ));
+    for (off, len) in &r.unreadable {
+        say(&format!("unreadable: {len} bytes at {off} ({}), stored as zeros", crate::run::where_on(&src, *off)));
+    }
     Ok(Some(r))
 }
 
@@ -122,6 +125,10 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
     }
     let plan = plan_restore(&img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
     say(&plan.show(&img, &tgt.describe()));
+    let bad = img.manifest.unreadable();
+    if !bad.is_empty() {
+        say(&format!("warning: {} bytes in {} place(s) could not be read when the image was saved; they are restored as zeros", bad.iter().map(|b| b.1).sum::<u64>(), bad.len()));
+    }
     if req.dry_run {
         say("dry run: nothing written");
         return Ok(None);

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use sysclone_testutil::{assert_multi_fs_copy, make_multi_fs_disk, require_root, run, Loop};
+use sysclone_testutil::{assert_multi_fs_copy, make_gpt_disk, make_multi_fs_disk, require_root, run, FaultyDisk, Loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sysclone");
 
@@ -259,4 +259,39 @@ fn too_small_target_is_refused_by_the_guard() {
     assert_eq!(sysclone_testutil::sha256(&t), before);
     assert!(has_primary_gpt(&t));
     fs::remove_file(&t).unwrap();
+}
+
+#[test]
+fn unreadable_sectors_are_stored_as_zeros_and_reported() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "bad.img", "96M", 512);
+    // Two bad sectors in the boot area (always stored, whatever the filesystems use).
+    let image = t.path().join("image");
+    {
+        let bad = FaultyDisk::new(&src_img, &[100, 1500]);
+        let out = sysclone(&["--progress", "none", "save", "--source", bad.dev(), "--to", image.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "save failed: {}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The loop device over the FUSE export fails whole 4 KiB pages around each bad sector.
+        assert_eq!(r["unreadable"], serde_json::json!([[49152, 4096], [765952, 4096]]), "{r}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unreadable: 4096 bytes at 49152 (outside any partition), stored as zeros"));
+    }
+    assert!(sysclone(&["--progress", "none", "image", "verify", image.to_str().unwrap()]).status.success());
+    let info = String::from_utf8(sysclone(&["image", "info", image.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("unreadable on the source (stored as zeros): 4096 bytes at 49152, 4096 bytes at 765952"), "{info}");
+
+    let tgt_img = t.path().join("tgt.img");
+    fs::write(&tgt_img, vec![0xA5u8; 128 << 20]).unwrap();
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", image.to_str().unwrap(), "--target", &tgt.0, "--yes"]);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be read when the image was saved"));
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    drop(tgt);
+    let (a, b) = (fs::read(&src_img).unwrap(), fs::read(&tgt_img).unwrap());
+    for (s, e) in [(17408, 49152), (53248, 765952), (770048, 1 << 20)] {
+        assert!(a[s..e] == b[s..e], "boot area {s}..{e} differs");
+    }
+    assert!(b[49152..53248].iter().chain(&b[765952..770048]).all(|&x| x == 0), "unreadable sectors not zero");
 }
