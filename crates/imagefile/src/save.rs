@@ -205,10 +205,23 @@ pub struct SaveReport {
     pub unreadable: Vec<(u64, u64)>,
 }
 
+/// One piece as read from the source.
+struct Raw {
+    bytes: Vec<u8>,
+    /// Ranges that could not be read (zeros in `bytes`).
+    unreadable: Vec<(u64, u64)>,
+}
+
+/// One piece ready for its data file.
+struct Packed {
+    zstd: Vec<u8>,
+    sha256: String,
+    unreadable: Vec<(u64, u64)>,
+}
+
 struct Compressed {
     piece: Piece,
-    /// Compressed bytes, SHA-256 of the raw bytes, unreadable ranges.
-    data: Result<(Vec<u8>, String, Vec<(u64, u64)>)>,
+    data: Result<Packed>,
 }
 
 /// Attempts per sector before it counts as unreadable.
@@ -218,11 +231,11 @@ const SECTOR_TRIES: u32 = 3;
 /// (through O_DIRECT when `direct` is given, so one bad sector does not spoil its neighbours in
 /// the page cache); sectors that stay unreadable become zeros and are returned as ranges. Any
 /// other error (a device that is gone) stops the save.
-fn read_piece(src: &File, direct: Option<&File>, piece: &Piece, sector: u64) -> Result<(Vec<u8>, Vec<(u64, u64)>)> {
+fn read_piece(src: &File, direct: Option<&File>, piece: &Piece, sector: u64) -> Result<Raw> {
     let is_eio = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EIO);
     let mut buf = vec![0u8; piece.len as usize];
     match src.read_exact_at(&mut buf, piece.offset) {
-        Ok(()) => return Ok((buf, Vec::new())),
+        Ok(()) => return Ok(Raw { bytes: buf, unreadable: Vec::new() }),
         Err(e) if !is_eio(&e) => return Err(e.into()),
         Err(_) => {}
     }
@@ -254,7 +267,7 @@ fn read_piece(src: &File, direct: Option<&File>, piece: &Piece, sector: u64) -> 
         }
         off += n;
     }
-    Ok((buf, bad))
+    Ok(Raw { bytes: buf, unreadable: bad })
 }
 
 /// Write the image of `plan` from `src` into `dir` (created; must not hold an image). The
@@ -293,15 +306,15 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
             let data = read_piece(src, direct.as_ref(), &piece, sector).with_context(|| format!("reading {} at byte {} ({} bytes)", source_text, piece.offset, piece.len));
             Some((piece, data))
         },
-        |(piece, data): (Piece, Result<(Vec<u8>, Vec<(u64, u64)>)>)| {
-            let data = data.and_then(|(raw, bad)| {
-                let z = zstd::bulk::compress(&raw, level).context("compressing")?;
-                Ok((z, sha256_hex(&raw), bad))
+        |(piece, data): (Piece, Result<Raw>)| {
+            let data = data.and_then(|raw| {
+                let zstd = zstd::bulk::compress(&raw.bytes, level).context("compressing")?;
+                Ok(Packed { zstd, sha256: sha256_hex(&raw.bytes), unreadable: raw.unreadable })
             });
             Compressed { piece, data }
         },
         |c: Compressed| {
-            let (z, sha256, unreadable) = c.data?;
+            let Packed { zstd: z, sha256, unreadable } = c.data?;
             let need_new = match (&out, files.last()) {
                 (Some(_), Some(f)) => f.bytes > 0 && f.bytes + z.len() as u64 > opts.max_file_bytes,
                 _ => true,
