@@ -17,6 +17,7 @@ use serde::Serialize;
 use sysclone_disk::human_bytes;
 use sysclone_layout::{read_gpt, RelocatedGpt};
 
+use crate::manifest::sha256_hex;
 use crate::read::Image;
 
 /// What a restore will write, computed without touching the target.
@@ -112,6 +113,10 @@ pub struct RestoreReport {
     pub mib_per_second: f64,
     pub gpt_relocated: bool,
     pub peak_rss_bytes: u64,
+    /// With `--verify`: whether every chunk and the table read back as written.
+    pub verified: Option<bool>,
+    /// Disk offsets of chunks (or the table) that read back differently.
+    pub mismatches: Vec<u64>,
 }
 
 /// Write every chunk of `img` to `tgt`; each chunk's hash is checked before it is written,
@@ -132,7 +137,9 @@ fn write_chunks(img: &Image, tgt: &File, threads: usize, what: &str, progress: &
 }
 
 /// Restore `img` onto `tgt` (opened through the write guard) as `plan` says.
-pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
+/// With `verify`, every chunk and the table are read back afterwards (bypassing the page
+/// cache where the device allows) and compared with the image's hashes.
+pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, threads: usize, verify: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
     let t0 = Instant::now();
     let lbs = plan.logical_sector as u64;
     // 1. Make the target look blank while it is incomplete.
@@ -149,7 +156,46 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     }
     // 4. Backup GPT at the end, 5. the head last.
     finish_table(tgt, plan.gpt.as_ref(), &plan.head, target)?;
-    Ok(report(img, target.to_string(), written, t0, plan.gpt.is_some()))
+    let mut r = report(img, target.to_string(), written, t0, plan.gpt.is_some());
+    if verify {
+        let bad = read_back(img, plan, tgt, target, progress)?;
+        r.verified = Some(bad.is_empty());
+        r.mismatches = bad;
+    }
+    Ok(r)
+}
+
+/// Read the target back: every chunk against its SHA-256, the head and backup GPT byte for
+/// byte. Returns the disk offsets that differ.
+fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u64>> {
+    let m = &img.manifest;
+    let direct = sysclone_copy::reopen_direct(tgt, false);
+    let f = direct.as_ref().unwrap_or(tgt);
+    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes.max(plan.head.len() as u64) as usize);
+    let mut same = |off: u64, len: usize, ok: &dyn Fn(&[u8]) -> bool| -> Result<bool> {
+        buf.set_len(len);
+        f.read_exact_at(&mut buf, off).with_context(|| format!("reading back {len} bytes at {off} of {target}"))?;
+        Ok(ok(&buf))
+    };
+    let mut bad = Vec::new();
+    if !same(0, plan.head.len(), &|b| b == plan.head.as_slice())? {
+        bad.push(0);
+    }
+    if let Some(g) = &plan.gpt {
+        let at = g.backup_header_lba * g.logical_sector as u64;
+        if !same(at, g.backup_header.len(), &|b| b == g.backup_header.as_slice())? {
+            bad.push(at);
+        }
+    }
+    let (mut done, total) = (0, m.stored_bytes());
+    for c in &m.chunks {
+        if !same(c.offset, c.len as usize, &|b| sha256_hex(b) == c.sha256)? {
+            bad.push(c.offset);
+        }
+        done += c.len;
+        progress(done, total);
+    }
+    Ok(bad)
 }
 
 fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated: bool) -> RestoreReport {
@@ -163,6 +209,8 @@ fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated:
         mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         gpt_relocated,
         peak_rss_bytes: sysclone_copy::peak_rss(),
+        verified: None,
+        mismatches: Vec::new(),
     }
 }
 

@@ -134,7 +134,8 @@ fn save_verify_export_and_restore_files() {
     assert!(format!("{:#}", plan_restore(&image, 19 * MIB, 512).unwrap_err()).contains("needs at least"));
     let rp = plan_restore(&image, 40 << 20, 512).unwrap();
     assert_eq!(rp.zero, vec![(13 * MIB, MIB)]);
-    let rr = restore(&image, &rp, &tgt, "tgt.img", 2, &mut |_, _| {}).unwrap();
+    let rr = restore(&image, &rp, &tgt, "tgt.img", 2, true, &mut |_, _| {}).unwrap();
+    assert_eq!(rr.verified, Some(true), "{rr:?}");
     assert_eq!(rr.bytes_written, want);
     let c = fs::read(&tgt_path).unwrap();
     assert_eq!(a[1024..17408], c[1024..17408], "entries");

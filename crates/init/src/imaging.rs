@@ -86,6 +86,8 @@ pub struct RestoreRequest {
     pub target: Selector,
     pub protect: Vec<Selector>,
     pub threads: usize,
+    /// Read the target back afterwards and compare with the image's hashes.
+    pub verify: bool,
     pub confirm: Confirm,
     pub dry_run: bool,
 }
@@ -138,8 +140,23 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
     }
     let th = open_target(&tgt, &ctx, need, Some(img.manifest.source.logical_sector))?;
     let mut progress = progress_printer("restore");
-    let r = sysclone_imagefile::restore(&img, &plan, &th.file, &tgt.describe(), req.threads, &mut progress)?;
-    say(&format!("restored {} in {} chunks, every one checked, in {:.1} s ({:.1} MiB/s); peak memory {} MiB", sysclone_disk::human_bytes(r.bytes_written), r.chunks, r.seconds, r.mib_per_second, r.peak_rss_bytes >> 20));
+    let r = sysclone_imagefile::restore(&img, &plan, &th.file, &tgt.describe(), req.threads, req.verify, &mut progress)?;
+    say(&format!(
+        "restored {} in {} chunks, every one checked, in {:.1} s ({:.1} MiB/s){}; peak memory {} MiB",
+        sysclone_disk::human_bytes(r.bytes_written),
+        r.chunks,
+        r.seconds,
+        r.mib_per_second,
+        match r.verified {
+            Some(true) => ", read back and verified",
+            Some(false) => ", VERIFY FAILED",
+            None => "",
+        },
+        r.peak_rss_bytes >> 20
+    ));
+    if r.verified == Some(false) {
+        bail!("verification failed: {} read back differently from what was written at {} place(s), first at byte {}", tgt.describe(), r.mismatches.len(), r.mismatches[0]);
+    }
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));
     }

@@ -232,6 +232,9 @@ pub struct RestoreConfig {
     /// Disks never to write (selector; repeatable)
     #[arg(long)]
     pub protect: Vec<String>,
+    /// Read the target back afterwards and compare with the image's hashes
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub flags: WriteFlags,
 }
@@ -395,6 +398,7 @@ fn restore(c: RestoreConfig) -> Result<()> {
         target: Selector::parse(&c.target)?,
         protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
         threads: sysclone_imagefile::pool::default_threads(),
+        verify: c.verify,
         confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
         dry_run: c.flags.dry_run,
     };

@@ -116,9 +116,10 @@ fn save_verify_restore_export_round_trip() {
     // Restore onto a larger disk holding an old table and a pattern.
     let tgt_img = target("round-trip-target.img", 300 << 20);
     let tgt = Loop::new(&tgt_img, 512);
-    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--json"]);
+    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--verify", "--json"]);
     assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
     let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rr["verified"], true, "{rr}");
     assert_eq!(rr["bytes_written"].as_u64(), Some(used), "{rr}");
     let src = Loop::with_args(&f.src_img, &["--read-only"]);
     assert_multi_fs_copy(&src, &tgt, &f.dir.join("m"));
