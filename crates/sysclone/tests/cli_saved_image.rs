@@ -296,3 +296,22 @@ fn unreadable_sectors_are_stored_as_zeros_and_reported() {
     }
     assert!(b[49152..53248].iter().chain(&b[765952..770048]).all(|&x| x == 0), "unreadable sectors not zero");
 }
+
+#[test]
+fn save_refuses_the_disk_it_saves_and_dry_run_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "own.img", "96M", 512);
+    let src = Loop::new(&src_img, 512);
+    let dry = t.path().join("dry");
+    let out = sysclone(&["save", "--source", &src.0, "--to", dry.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("dry run: nothing written"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dry.exists());
+    let mnt = t.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    run("mount", &[&src.part(2), mnt.to_str().unwrap()]);
+    let out = sysclone(&["save", "--source", &src.0, "--to", mnt.join("img").to_str().unwrap()]);
+    run("umount", &[mnt.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("the disk being saved"), "{err}");
+}
