@@ -316,6 +316,39 @@ impl Manifest {
                 ensure!(a >= c.offset && a.checked_add(l).is_some_and(|e| e <= end), "{who}: unreadable range {a}+{l} lies outside the chunk");
             }
         }
+        self.check_coverage()
+    }
+
+    /// Every byte the manifest says was stored lies in some chunk: the boot area and, per
+    /// partition, its used extents (rounded out to sectors, as saved) or all of it. A chunk
+    /// entry dropped from a manifest would otherwise leave an unnoticed hole on restore.
+    fn check_coverage(&self) -> Result<()> {
+        let lbs = self.source.logical_sector as u64;
+        let covered = |start: u64, end: u64| -> bool {
+            let mut i = self.chunks.partition_point(|c| c.offset + c.len <= start);
+            let mut pos = start;
+            while pos < end {
+                match self.chunks.get(i) {
+                    Some(c) if c.offset <= pos => pos = c.offset + c.len,
+                    _ => return false,
+                }
+                i += 1;
+            }
+            true
+        };
+        let head_end = self.table.head_hex.len() as u64 / 2;
+        let boot_end = self.partitions.iter().map(|p| p.start).min().unwrap_or(self.source.size_bytes);
+        ensure!(head_end >= boot_end || covered(head_end, boot_end), "bytes {head_end}..{boot_end} (the area before the first partition) are in no chunk: chunk entries are missing from the manifest");
+        for p in &self.partitions {
+            let ranges: Vec<(u64, u64)> = match p.stored.as_str() {
+                "whole" => vec![(0, p.size)],
+                "used" => p.extents.iter().map(|&(a, l)| (a / lbs * lbs, (a + l).div_ceil(lbs).saturating_mul(lbs).min(p.size))).collect(),
+                _ => Vec::new(),
+            };
+            for (a, b) in ranges {
+                ensure!(covered(p.start + a, p.start + b), "partition {}: bytes {}..{} (stored {}) are in no chunk: chunk entries are missing from the manifest", p.number, p.start + a, p.start + b, p.stored);
+            }
+        }
         Ok(())
     }
 }
@@ -356,7 +389,7 @@ pub(crate) mod tests {
             chunk_bytes: 4 << 20,
             data_files: vec![DataFile { name: data_file_name(0), bytes: 100 }],
             chunks: vec![
-                Chunk { offset: 17408, len: 4096, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64), unreadable: vec![] },
+                Chunk { offset: 1024, len: (1 << 20) - 1024, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64), unreadable: vec![] },
                 Chunk { offset: 1 << 20, len: 8192, partition: Some(1), file: 0, file_offset: 50, compressed_len: 50, sha256: "a".repeat(64), unreadable: vec![(1 << 20, 512)] },
             ],
         }
@@ -398,6 +431,9 @@ pub(crate) mod tests {
         refused(|m| m.table.head_hex = "zz".repeat(600), "hex");
         refused(|m| m.chunk_bytes = u64::MAX, "chunk_bytes");
         refused(|m| m.chunks[1].unreadable = vec![(0, 512)], "unreadable range 0+512 lies outside");
+        refused(|m| drop(m.chunks.remove(1)), "partition 1: bytes 1048576..1056768 (stored used) are in no chunk");
+        refused(|m| drop(m.chunks.remove(0)), "bytes 1024..1048576 (the area before the first partition) are in no chunk");
+        refused(|m| m.partitions[0].stored = "whole".into(), "partition 1: bytes 1048576..34603008 (stored whole)");
         let e = Manifest::parse(b"{\"format\":\"sysclone-image\",\"format_version\":1,\"extra\":1}").unwrap_err();
         assert!(format!("{e:#}").contains("does not match"), "{e:#}");
         assert!(Manifest::parse(b"[]").is_err() && Manifest::parse(b"").is_err() && Manifest::parse(b"{}").is_err());

@@ -401,6 +401,11 @@ pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
     fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     let sum = format!("{}  {}\n", sha256_hex(text.as_bytes()), manifest::MANIFEST);
     fs::write(dir.join(manifest::MANIFEST_SUM), sum).with_context(|| format!("writing {}", dir.join(manifest::MANIFEST_SUM).display()))?;
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("flushing directory {}", dir.display()))?;
+    // Some filesystems (FUSE, network) refuse fsync on a directory; only a real I/O error counts.
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        if e.raw_os_error() == Some(nix::libc::EIO) {
+            return Err(anyhow::Error::new(e).context(format!("flushing directory {}", dir.display())));
+        }
+    }
     Ok(())
 }

@@ -240,6 +240,17 @@ fn altered_manifest_is_refused() {
     assert!(err.contains(&format!("chunk {k} (")) && err.contains("SHA-256 mismatch"), "{err}");
     assert_ne!(&t[512..520], b"EFI PART");
 
+    // A chunk entry dropped (checksum updated): the hole is found before anything is written.
+    let mut m: Value = serde_json::from_str(&text).unwrap();
+    m["chunks"].as_array_mut().unwrap().remove(5);
+    fs::write(img.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    run("sh", &["-c", "cd \"$1\" && sha256sum manifest.json > manifest.json.sha256", "sh", img.to_str().unwrap()]);
+    let out = sysclone(&["image", "verify", img.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("are in no chunk"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (err, t) = restore_fails(&img, "hole-target.img");
+    assert!(err.contains("chunk entries are missing from the manifest"), "{err}");
+    assert_eq!(&t[512..520], b"EFI PART", "the target was touched although the manifest was refused");
+
     // Not JSON any more.
     fs::write(img.join("manifest.json"), &altered[..altered.len() / 2]).unwrap();
     let out = sysclone(&["image", "verify", img.to_str().unwrap()]);
