@@ -318,6 +318,17 @@ fn save_refuses_the_disk_it_saves_and_dry_run_writes_nothing() {
     let out = sysclone(&["save", "--source", &src.0, "--to", dry.to_str().unwrap(), "--dry-run"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("dry run: nothing written"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dry.exists());
+    // Only partition 2: partition 1 is listed, not stored.
+    let some = t.path().join("some");
+    let out = sysclone(&["--progress", "none", "save", "--source", &src.0, "--to", some.to_str().unwrap(), "--partitions", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&sysclone(&["image", "info", some.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(info["partitions"][0]["stored"], "none", "{info}");
+    assert_eq!(info["partitions"][0]["stored_bytes"], 0);
+    assert_eq!(info["partitions"][1]["stored"], "used");
+    assert!(manifest(&some)["chunks"].as_array().unwrap().iter().all(|c| c["partition"] != 1));
+    let out = sysclone(&["save", "--source", &src.0, "--to", t.path().join("x").to_str().unwrap(), "--partitions", "7"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("has no partition 7"));
     let mnt = t.path().join("mnt");
     fs::create_dir_all(&mnt).unwrap();
     run("mount", &[&src.part(2), mnt.to_str().unwrap()]);
