@@ -39,7 +39,8 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
     let src = req.source.select(&disks, &[], Path::new("/dev")).context("choosing the disk to save")?.clone();
     say(&format!("source: {}", src.describe()));
     // The image must not land on the disk it is made of.
-    let parent = req.to.ancestors().find(|a| a.exists()).map(|a| a.canonicalize()).transpose()?.unwrap_or_default();
+    let abs = std::env::current_dir().context("reading the current directory")?.join(&req.to);
+    let parent = abs.ancestors().find(|a| a.exists()).map(|a| a.canonicalize()).transpose()?.unwrap_or_default();
     if let Some(mp) = mount_point_of(&parent) {
         if src.mounts.contains(&mp) {
             bail!("{} lies on {} (mounted at {mp}), the disk being saved; save to another disk", req.to.display(), src.describe());

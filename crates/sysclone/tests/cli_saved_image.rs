@@ -333,7 +333,11 @@ fn save_refuses_the_disk_it_saves_and_dry_run_writes_nothing() {
     fs::create_dir_all(&mnt).unwrap();
     run("mount", &[&src.part(2), mnt.to_str().unwrap()]);
     let out = sysclone(&["save", "--source", &src.0, "--to", mnt.join("img").to_str().unwrap()]);
+    // A relative path too.
+    let rel = Command::new(BIN).args(["save", "--source", &src.0, "--to", "sub/img"]).current_dir(&mnt).output().unwrap();
     run("umount", &[mnt.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("the disk being saved"), "{err}");
+    let err = String::from_utf8_lossy(&rel.stderr);
+    assert!(!rel.status.success() && err.contains("the disk being saved"), "{err}");
 }
