@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
-use sysclone_layout::patch_protective_mbr;
 
 use crate::map::{RescueMap, Status};
 use crate::pipeline::{copy_ranges_to_many, verify_hashes, CopyOptions, CopyStats, Progress};
@@ -276,11 +275,7 @@ fn expected_head(plan: &ClonePlan, src: &File) -> Result<Vec<u8>> {
     let mut head = vec![0u8; plan.head_bytes as usize];
     src.read_exact_at(&mut head, 0).context("reading the source's sector 0 and primary GPT")?;
     if let Some(g) = &plan.gpt {
-        let lbs = plan.logical_sector as usize;
-        patch_protective_mbr(&mut head[..lbs], plan.target_bytes, plan.logical_sector);
-        head[lbs..2 * lbs].copy_from_slice(&g.primary_header);
-        let e = g.primary_entries_lba as usize * lbs;
-        head[e..e + g.entries.len()].copy_from_slice(&g.entries);
+        g.apply_to_head(&mut head, plan.target_bytes);
     }
     Ok(head)
 }

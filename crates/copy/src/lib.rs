@@ -9,5 +9,5 @@ pub mod plan;
 
 pub use exec::{execute, execute_many, peak_rss, CloneReport, ExecOptions};
 pub use map::{RescueMap, Status};
-pub use pipeline::{CopyOptions, CopyStats};
+pub use pipeline::{reopen_direct, CopyOptions, CopyStats};
 pub use plan::{plan_exact, plan_smart, ClonePlan, Mode, PartitionUse, Region};

@@ -65,7 +65,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 pub type Checkpoint<'a> = &'a mut dyn FnMut(&RescueMap) -> Result<()>;
 
 /// Reopen `f` (via /proc/self/fd) with O_DIRECT; `None` where that is refused.
-fn reopen_direct(f: &File, write: bool) -> Option<File> {
+pub fn reopen_direct(f: &File, write: bool) -> Option<File> {
     let path = format!("/proc/self/fd/{}", f.as_raw_fd());
     OpenOptions::new().read(true).write(write).custom_flags(nix::libc::O_DIRECT | nix::libc::O_CLOEXEC).open(path).ok()
 }

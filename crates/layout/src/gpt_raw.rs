@@ -48,6 +48,16 @@ impl RelocatedGpt {
     pub fn primary_end_bytes(&self) -> u64 {
         (self.primary_entries_lba * self.logical_sector as u64) + self.entries.len() as u64
     }
+
+    /// Fit a copy of the source's head (sector 0 up to [`Self::primary_end_bytes`]) to the
+    /// target of `target_bytes`: protective MBR resized, primary header and entries put in.
+    pub fn apply_to_head(&self, head: &mut [u8], target_bytes: u64) {
+        let lbs = self.logical_sector as usize;
+        patch_protective_mbr(&mut head[..lbs], target_bytes, self.logical_sector);
+        head[lbs..2 * lbs].copy_from_slice(&self.primary_header);
+        let e = self.primary_entries_lba as usize * lbs;
+        head[e..e + self.entries.len()].copy_from_slice(&self.entries);
+    }
 }
 
 fn u32_at(b: &[u8], o: usize) -> u32 {

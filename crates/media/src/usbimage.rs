@@ -272,21 +272,10 @@ pub fn fat_date_time(epoch: u64) -> fatfs::DateTime {
     let min = 315_532_800u64; // 1980-01-01
     let max = 4_354_819_199u64; // 2107-12-31 23:59:59
     let t = epoch.clamp(min, max);
-    let days = (t / 86_400) as i64;
-    let secs = t % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, hour, min, sec) = sysclone_disk::utc_from_unix(t);
     fatfs::DateTime {
         date: fatfs::Date { year: year as u16, month: month as u16, day: day as u16 },
-        time: fatfs::Time { hour: (secs / 3600) as u16, min: (secs / 60 % 60) as u16, sec: (secs % 60) as u16, millis: 0 },
+        time: fatfs::Time { hour: hour as u16, min: min as u16, sec: sec as u16, millis: 0 },
     }
 }
 

@@ -36,10 +36,14 @@ pub enum Cmd {
     Clone(CloneConfig),
     /// Move chosen partitions onto a smaller or larger disk, resized
     Migrate(MigrateConfig),
+    /// Save a disk's used blocks into an image directory (compressed, checksummed)
+    Save(SaveConfig),
+    /// Write an image directory back onto a disk of at least the saved disk's size
+    Restore(RestoreConfig),
     /// UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)
     #[command(subcommand)]
     Boot(crate::boot_cmd::BootCmd),
-    /// Build boot media
+    /// Boot media (build, write) and saved disk images (verify, info, export)
     #[command(subcommand)]
     Image(ImageCmd),
     /// Job files
@@ -107,15 +111,8 @@ pub struct CloneConfig {
     /// After a smart clone, TRIM the target's space that was not written
     #[arg(long)]
     pub discard_unused: bool,
-    /// Show the plan, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for the typed confirmation (the write guard still applies)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the report as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub flags: WriteFlags,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -162,15 +159,8 @@ pub struct MigrateConfig {
     /// efivarfs directory
     #[arg(long, default_value = "/sys/firmware/efi/efivars")]
     pub efivars: PathBuf,
-    /// Show the before/after table, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for the typed confirmation (the write guard still applies)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the report as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub flags: WriteFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +171,87 @@ pub enum ImageCmd {
     Build(crate::image::BuildConfig),
     /// Write a USB image onto a stick (through the write guard; read back afterwards)
     Write(crate::image::WriteConfig),
+    /// Check a saved image: manifest, every chunk read, decompressed and hashed
+    Verify {
+        /// The image directory
+        dir: PathBuf,
+        /// Print the report as JSON on standard output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a saved image: source, partitions, filesystems, sizes, compression
+    Info {
+        /// The image directory
+        dir: PathBuf,
+        /// Print the manifest's description as JSON (without the chunk list)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a saved image as a sparse raw disk file of the source's size
+    Export {
+        /// The image directory
+        dir: PathBuf,
+        /// The raw file to create (must not exist)
+        #[arg(long)]
+        raw: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SaveConfig {
+    /// Disk to save: selector (serial=…, model=…) or device path; only read
+    #[arg(long)]
+    pub source: String,
+    /// Image directory to create (must not hold an image yet)
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Only these partitions (comma-separated numbers); the table and boot area always
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Option<Vec<u32>>,
+    /// zstd level (1-19)
+    #[arg(long, default_value_t = 3)]
+    pub level: i32,
+    /// Largest data file (e.g. 700M); the default stays under FAT32's 4 GiB file limit
+    #[arg(long, default_value = "4000000000")]
+    pub split_size: String,
+    /// Show the plan, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreConfig {
+    /// Image directory made by `sysclone save`
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Target disk: selector or device path; everything on it is overwritten
+    #[arg(long)]
+    pub target: String,
+    /// Disks never to write (selector; repeatable)
+    #[arg(long)]
+    pub protect: Vec<String>,
+    /// Read the target back afterwards and compare with the image's hashes
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub flags: WriteFlags,
+}
+
+/// What every writing command asks.
+#[derive(Args, Debug)]
+pub struct WriteFlags {
+    /// Show the plan, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for the typed confirmation (the write guard still applies)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the report as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,9 +280,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Disks(c) => disks(c),
         Cmd::Clone(c) => clone(c),
         Cmd::Migrate(c) => migrate(c),
+        Cmd::Save(c) => save(c),
+        Cmd::Restore(c) => restore(c),
         Cmd::Boot(c) => crate::boot_cmd::run(c),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
+        Cmd::Image(ImageCmd::Verify { dir, json }) => crate::saved_image::verify(&dir, json),
+        Cmd::Image(ImageCmd::Info { dir, json }) => crate::saved_image::info(&dir, json),
+        Cmd::Image(ImageCmd::Export { dir, raw }) => crate::saved_image::export(&dir, &raw),
         Cmd::Job(JobCmd::Check { file, plan }) => job_check(file, plan),
     }
 }
@@ -227,7 +303,7 @@ fn disks(c: DisksConfig) -> Result<()> {
 }
 
 fn clone(c: CloneConfig) -> Result<()> {
-    let c_json = c.json;
+    let c_json = c.flags.json;
     let opts = CloneOptions {
         source: Selector::parse(&c.source)?,
         targets: c.target.iter().map(|t| Selector::parse(t)).collect::<Result<_>>()?,
@@ -240,8 +316,8 @@ fn clone(c: CloneConfig) -> Result<()> {
         prune_stale: c.prune_stale,
         efivars: c.efivars,
         boot_partuuid: None,
-        dry_run: c.dry_run,
-        confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        dry_run: c.flags.dry_run,
+        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
         mode: match c.mode {
             ModeArg::Exact => sysclone_copy::Mode::Exact,
             ModeArg::Smart => sysclone_copy::Mode::Smart,
@@ -302,13 +378,43 @@ fn migrate(c: MigrateConfig) -> Result<()> {
         boot_entry: c.boot_policy.into(),
         efivars: c.efivars,
         boot_partuuid: None,
-        dry_run: c.dry_run,
-        confirm: if c.yes { Confirm::Yes } else { Confirm::Ask },
+        dry_run: c.flags.dry_run,
+        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
         prune_stale: false,
     };
     let report = sysclone_init::migrate::run_migrate(&opts)?;
-    if c.json {
+    if c.flags.json {
         println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+fn save(c: SaveConfig) -> Result<()> {
+    let req = sysclone_init::imaging::SaveRequest {
+        source: Selector::parse(&c.source)?,
+        to: c.to,
+        partitions: c.partitions,
+        options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, ..Default::default() },
+        dry_run: c.dry_run,
+    };
+    if let (Some(r), true) = (sysclone_init::imaging::run_save(&req)?, c.json) {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(())
+}
+
+fn restore(c: RestoreConfig) -> Result<()> {
+    let req = sysclone_init::imaging::RestoreRequest {
+        from: c.from,
+        target: Selector::parse(&c.target)?,
+        protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
+        threads: sysclone_imagefile::pool::default_threads(),
+        verify: c.verify,
+        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
+        dry_run: c.flags.dry_run,
+    };
+    if let (Some(r), true) = (sysclone_init::imaging::run_restore(&req)?, c.flags.json) {
+        println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod boot_cmd;
 mod cli;
 mod image;
+mod saved_image;
 
 use clap::Parser;
 

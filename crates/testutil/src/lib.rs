@@ -177,21 +177,24 @@ impl Drop for FaultyDisk {
     }
 }
 
+/// `n` pseudo-random (incompressible) bytes; `seed` varies them.
+pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 /// Fill `dir` with a mix of files: incompressible ones of `big` bytes, many small ones, and
 /// some that are written and deleted again (so freed blocks hold stale data). `seed` varies
 /// the content.
 pub fn fill_tree(dir: &Path, big: usize, seed: u32) {
-    let data = |n: usize, s: u32| -> Vec<u8> {
-        let mut x = s.wrapping_mul(2654435761).wrapping_add(12345);
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    };
+    let data = noise;
     fs::create_dir_all(dir.join("small/deeper")).expect("dirs");
     for i in 0..3u32 {
         fs::write(dir.join(format!("big{i}.bin")), data(big, seed + i)).expect("file");
@@ -234,4 +237,55 @@ pub fn make_multi_fs_disk(dir: &Path) -> PathBuf {
     run("umount", &[mnt.to_str().expect("utf-8")]);
     run("mkswap", &["-L", "swap", &p4]);
     img
+}
+
+/// Mount `dev` read-only with `how` ("ext4" through the kernel, "ntfs" through ntfs-3g),
+/// or copy a FAT volume out with mtools ("fat"); return the directory holding the files.
+pub fn files_of(dev: &str, how: &str, dir: &Path) -> PathBuf {
+    let d = dir.join(dev.trim_start_matches("/dev/"));
+    fs::create_dir_all(&d).expect("mount point");
+    match how {
+        "ext4" => run("mount", &["-o", "ro", dev, d.to_str().expect("utf-8")]),
+        "ntfs" => run("ntfs-3g", &["-o", "ro", dev, d.to_str().expect("utf-8")]),
+        _ => run("mcopy", &["-s", "-n", "-i", dev, "::/", d.to_str().expect("utf-8")]),
+    };
+    d
+}
+
+/// Every regular file below `dir` with its SHA-256, sorted by path (`sha256sum` lines).
+pub fn tree_sha256(dir: &Path) -> String {
+    let script = "cd \"$1\" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum";
+    run("sh", &["-c", script, "sh", dir.to_str().expect("utf-8")])
+}
+
+/// Compare the files of the filesystems on partitions `a` and `b` (read as `how`, see
+/// [`files_of`]) by hashing every file; unmounts afterwards. Panics naming the difference.
+pub fn assert_same_files(a: &str, b: &str, how: &str, dir: &Path) {
+    let (da, db) = (files_of(a, how, dir), files_of(b, how, dir));
+    let (ha, hb) = (tree_sha256(&da), tree_sha256(&db));
+    if how != "fat" {
+        let _ = Command::new("umount").arg(&da).status();
+        let _ = Command::new("umount").arg(&db).status();
+    }
+    assert!(ha.lines().count() > 3, "{a} ({how}) holds almost no files:\n{ha}");
+    if ha != hb {
+        let only_a: Vec<&str> = ha.lines().filter(|l| !hb.contains(l)).take(10).collect();
+        let only_b: Vec<&str> = hb.lines().filter(|l| !ha.contains(l)).take(10).collect();
+        panic!("files of {a} and {b} ({how}) differ:\nonly in {a}: {only_a:#?}\nonly in {b}: {only_b:#?}");
+    }
+}
+
+/// A copy of [`make_multi_fs_disk`]'s disk (`src`) on `tgt` is sound: `sgdisk -v` clean,
+/// `fsck.fat -n`, `e2fsck -fn` and `ntfsfix -n` pass, swap is there, and every file of the
+/// three filesystems hashes the same as on the source (`dir` holds the mount points).
+pub fn assert_multi_fs_copy(src: &Loop, tgt: &Loop, dir: &Path) {
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    run("fsck.fat", &["-n", &tgt.part(1)]);
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    run("ntfsfix", &["-n", &tgt.part(3)]);
+    assert!(run("file", &["-s", &tgt.part(4)]).contains("swap"), "swap signature missing");
+    for (n, how) in [(1, "fat"), (2, "ext4"), (3, "ntfs")] {
+        assert_same_files(&src.part(n), &tgt.part(n), how, dir);
+    }
 }

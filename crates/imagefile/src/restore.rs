@@ -1,0 +1,261 @@
+//! Writing an image back: onto a disk (`restore`) or into a sparse raw file (`export`).
+//!
+//! Order of writes on a disk, so that a restore that stops never looks complete:
+//! 1. the target's sector 0, primary GPT header and last sector are zeroed;
+//! 2. chunks, in disk order, each only after its hash was checked;
+//! 3. the first MiB of partitions the image left out is zeroed (no stale filesystem shows);
+//! 4. the backup GPT, relocated to the target's end;
+//! 5. sector 0 and the primary GPT — last.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+use sysclone_disk::human_bytes;
+use sysclone_layout::{read_gpt, RelocatedGpt};
+
+use crate::manifest::sha256_hex;
+use crate::read::Image;
+
+/// What a restore will write, computed without touching the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    pub target_bytes: u64,
+    pub logical_sector: u32,
+    /// The head as it will be written last (protective MBR and primary header fitted to the
+    /// target).
+    #[serde(skip)]
+    pub head: Vec<u8>,
+    #[serde(skip)]
+    pub gpt: Option<RelocatedGpt>,
+    /// Byte ranges zeroed for partitions the image left out.
+    pub zero: Vec<(u64, u64)>,
+    pub write_bytes: u64,
+}
+
+/// Plan a restore of `img` onto a target of `target_bytes` with `sector`-byte sectors, or
+/// `target_bytes` of an exported file with `relocate = false` (the head exactly as saved).
+pub fn plan_restore(img: &Image, target_bytes: u64, sector: u32) -> Result<RestorePlan> {
+    let m = &img.manifest;
+    ensure!(
+        sector == m.source.logical_sector,
+        "the target has {sector}-byte sectors but the image was saved from a disk with {}-byte sectors; restoring cannot convert (a migration can, later)",
+        m.source.logical_sector
+    );
+    let need = m.min_target_bytes();
+    ensure!(target_bytes >= need, "the target has {target_bytes} bytes ({}) but the image needs at least {need} ({}): its partitions and backup GPT must fit", human_bytes(target_bytes), human_bytes(need));
+    let mut head = m.head()?;
+    let gpt = if m.table.kind == "gpt" {
+        let raw = read_gpt(&mut std::io::Cursor::new(&head), sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;
+        let raw = raw.ok_or_else(|| anyhow::anyhow!("the manifest says GPT but its table head has no GPT header"))?;
+        let g = raw.relocate(target_bytes).context("fitting the image's GPT to the target")?;
+        g.apply_to_head(&mut head, target_bytes);
+        Some(g)
+    } else {
+        None
+    };
+    let zero = m.partitions.iter().filter(|p| p.stored == "none").map(|p| (p.start, p.size.min(1 << 20))).collect();
+    Ok(RestorePlan { target_bytes, logical_sector: sector, head, gpt, zero, write_bytes: m.stored_bytes() })
+}
+
+impl RestorePlan {
+    /// The plan as a person reads it before confirming.
+    pub fn show(&self, img: &Image, target: &str) -> String {
+        let m = &img.manifest;
+        let mut s = format!(
+            "restore\n  image:  {} (saved {} from {})\n  target: {}  (everything on it is overwritten)\n  write:  {} in {} chunks, each checked before it is written\n",
+            img.dir.display(),
+            m.created_utc,
+            describe_source(img),
+            target,
+            human_bytes(self.write_bytes),
+            m.chunks.len()
+        );
+        for p in &m.partitions {
+            s.push_str(&format!(
+                "          partition {}: {} {}, {} stored ({}){}\n",
+                p.number,
+                human_bytes(p.size),
+                p.fs.as_ref().map(|f| f.kind.as_str()).unwrap_or("-"),
+                human_bytes(p.stored_bytes),
+                p.stored,
+                if p.stored == "none" { ", first MiB zeroed" } else { "" }
+            ));
+        }
+        match &self.gpt {
+            Some(g) => s.push_str(&format!("  GPT:    entries as saved; backup header at LBA {} (target end); primary written last\n", g.backup_header_lba)),
+            None => s.push_str("  table:  sector 0 written last\n"),
+        }
+        if self.target_bytes > m.source.size_bytes {
+            s.push_str(&format!("  unused: {} at the end of the target stay as they are\n", human_bytes(self.target_bytes - m.source.size_bytes)));
+        }
+        s
+    }
+}
+
+/// The source of an image in one line.
+pub fn describe_source(img: &Image) -> String {
+    let s = &img.manifest.source;
+    format!("{} ({}, {}, serial {}, {})", s.name, s.bus, s.model.as_deref().unwrap_or("unknown model"), s.serial.as_deref().unwrap_or("none"), human_bytes(s.size_bytes))
+}
+
+/// What a restore or export did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub image: String,
+    pub target: String,
+    pub chunks: usize,
+    pub bytes_written: u64,
+    pub seconds: f64,
+    pub mib_per_second: f64,
+    pub gpt_relocated: bool,
+    pub peak_rss_bytes: u64,
+    /// With `--verify`: whether every chunk and the table read back as written.
+    pub verified: Option<bool>,
+    /// Disk offsets of chunks (or the table) that read back differently.
+    pub mismatches: Vec<u64>,
+}
+
+/// Write every chunk of `img` to `tgt`; each chunk's hash is checked before it is written,
+/// and the first bad chunk stops everything (named in the error).
+fn write_chunks(img: &Image, tgt: &File, threads: usize, what: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    let m = &img.manifest;
+    let total = m.stored_bytes();
+    let mut done = 0u64;
+    img.for_each_chunk(threads, &mut |i, data| {
+        let c = &m.chunks[i];
+        let data = data.with_context(|| format!("stopped before writing it: {what} is incomplete and has no valid partition table"))?;
+        tgt.write_all_at(&data, c.offset).with_context(|| format!("writing {} to {what}", m.chunk_place(i)))?;
+        done += c.len;
+        progress(done, total);
+        Ok(())
+    })?;
+    Ok(done)
+}
+
+/// Restore `img` onto `tgt` (opened through the write guard) as `plan` says.
+/// With `verify`, every chunk and the table are read back afterwards (bypassing the page
+/// cache where the device allows) and compared with the image's hashes.
+pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, threads: usize, verify: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
+    let t0 = Instant::now();
+    let lbs = plan.logical_sector as u64;
+    // 1. Make the target look blank while it is incomplete.
+    let zero = vec![0u8; lbs as usize];
+    for off in [0, lbs, plan.target_bytes - lbs] {
+        tgt.write_all_at(&zero, off).with_context(|| format!("clearing the old partition table of {target} at byte {off}"))?;
+    }
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    // 2. The chunks.
+    let written = write_chunks(img, tgt, threads, target, progress)?;
+    // 3. Partitions left out of the image.
+    for &(s, l) in &plan.zero {
+        tgt.write_all_at(&vec![0u8; l as usize], s).with_context(|| format!("zeroing {l} bytes at {s} of {target}"))?;
+    }
+    // 4. Backup GPT at the end, 5. the head last.
+    finish_table(tgt, plan.gpt.as_ref(), &plan.head, target)?;
+    let mut r = report(img, target.to_string(), written, t0, plan.gpt.is_some());
+    if verify {
+        let bad = read_back(img, plan, tgt, target, progress)?;
+        r.verified = Some(bad.is_empty());
+        r.mismatches = bad;
+    }
+    Ok(r)
+}
+
+/// Read the target back: every chunk against its SHA-256, the head and backup GPT byte for
+/// byte. Returns the disk offsets that differ.
+fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u64>> {
+    let m = &img.manifest;
+    let direct = sysclone_copy::reopen_direct(tgt, false);
+    let f = direct.as_ref().unwrap_or(tgt);
+    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes.max(plan.head.len() as u64) as usize);
+    let mut same = |off: u64, len: usize, ok: &dyn Fn(&[u8]) -> bool| -> Result<bool> {
+        buf.set_len(len);
+        f.read_exact_at(&mut buf, off).with_context(|| format!("reading back {len} bytes at {off} of {target}"))?;
+        Ok(ok(&buf))
+    };
+    let mut bad = Vec::new();
+    if !same(0, plan.head.len(), &|b| b == plan.head.as_slice())? {
+        bad.push(0);
+    }
+    if let Some(g) = &plan.gpt {
+        let at = g.backup_header_lba * g.logical_sector as u64;
+        if !same(at, g.backup_header.len(), &|b| b == g.backup_header.as_slice())? {
+            bad.push(at);
+        }
+    }
+    let (mut done, total) = (0, m.stored_bytes());
+    for c in &m.chunks {
+        if !same(c.offset, c.len as usize, &|b| sha256_hex(b) == c.sha256)? {
+            bad.push(c.offset);
+        }
+        done += c.len;
+        progress(done, total);
+    }
+    Ok(bad)
+}
+
+fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated: bool) -> RestoreReport {
+    let seconds = t0.elapsed().as_secs_f64();
+    RestoreReport {
+        image: img.dir.display().to_string(),
+        target,
+        chunks: img.manifest.chunks.len(),
+        bytes_written: written,
+        seconds,
+        mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        gpt_relocated,
+        peak_rss_bytes: sysclone_copy::peak_rss(),
+        verified: None,
+        mismatches: Vec::new(),
+    }
+}
+
+fn finish_table(tgt: &File, gpt: Option<&RelocatedGpt>, head: &[u8], target: &str) -> Result<()> {
+    if let Some(g) = gpt {
+        let lbs = g.logical_sector as u64;
+        tgt.write_all_at(&g.entries, g.backup_entries_lba * lbs).with_context(|| format!("writing the backup GPT entries of {target}"))?;
+        tgt.write_all_at(&g.backup_header, g.backup_header_lba * lbs).with_context(|| format!("writing the backup GPT header of {target}"))?;
+    }
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    tgt.write_all_at(head, 0).with_context(|| format!("writing sector 0 and the primary GPT of {target}"))?;
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    Ok(())
+}
+
+/// Write `img` as a sparse raw disk file of the source's size: used areas and the partition
+/// table byte for byte as on the source, holes elsewhere. `raw` must not exist yet.
+pub fn export_raw(img: &Image, raw: &Path, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
+    let t0 = Instant::now();
+    let m = &img.manifest;
+    let head = m.head()?;
+    let what = raw.display().to_string();
+    let f = OpenOptions::new().write(true).create_new(true).open(raw).with_context(|| format!("creating {what} (it must not exist yet)"))?;
+    let r = export_into(img, &f, &head, &what, threads, progress);
+    if r.is_err() {
+        // A partial export must not be mistaken for the disk.
+        let _ = std::fs::remove_file(raw);
+    }
+    Ok(report(img, what, r?, t0, false))
+}
+
+fn export_into(img: &Image, f: &File, head: &[u8], what: &str, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    let m = &img.manifest;
+    f.set_len(m.source.size_bytes).with_context(|| format!("sizing {what} to {} bytes", m.source.size_bytes))?;
+    let written = write_chunks(img, f, threads, what, progress)?;
+    // The backup GPT as the source had it (at its end); the head exactly as saved.
+    let gpt = if m.table.kind == "gpt" {
+        let raw_gpt = read_gpt(&mut std::io::Cursor::new(head), m.source.logical_sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;
+        match raw_gpt {
+            Some(g) => Some(g.relocate(m.source.size_bytes).context("placing the backup GPT")?),
+            None => bail!("the manifest says GPT but its table head has no GPT header"),
+        }
+    } else {
+        None
+    };
+    finish_table(f, gpt.as_ref(), head, what)?;
+    Ok(written)
+}

@@ -1,0 +1,343 @@
+//! `sysclone save`, `restore` and `image verify|info|export` on real loop devices: a disk
+//! with FAT32, ext4, NTFS and swap is saved, checked, restored onto a larger disk and exported;
+//! damaged images are reported precisely and never restored past the damage.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use sysclone_testutil::{assert_multi_fs_copy, make_gpt_disk, make_multi_fs_disk, require_root, run, FaultyDisk, Loop};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sysclone");
+
+struct Fixture {
+    dir: PathBuf,
+    src_img: PathBuf,
+    image: PathBuf,
+    save_report: Value,
+}
+
+/// One source disk and its image, made once for every test in this file.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        require_root();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("saved-image");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let src_img = make_multi_fs_disk(&dir);
+        let image = dir.join("image");
+        let src = Loop::with_args(&src_img, &["--read-only"]);
+        // Small data files, so an image has several of them.
+        let out = sysclone(&["save", "--source", &src.0, "--to", image.to_str().unwrap(), "--split-size", "8M", "--json"]);
+        assert!(out.status.success(), "save failed: {}", String::from_utf8_lossy(&out.stderr));
+        let save_report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Fixture { dir, src_img, image, save_report }
+    })
+}
+
+fn sysclone(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn manifest(image: &Path) -> Value {
+    serde_json::from_slice(&fs::read(image.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A copy of the fixture's image to damage.
+fn image_copy(name: &str) -> PathBuf {
+    let f = fixture();
+    let d = f.dir.join(name);
+    let _ = fs::remove_dir_all(&d);
+    run("cp", &["-r", f.image.to_str().unwrap(), d.to_str().unwrap()]);
+    d
+}
+
+/// `image verify --json`: must fail; returns its report.
+fn verify_fails(image: &Path) -> Value {
+    let out = sysclone(&["--progress", "none", "image", "verify", image.to_str().unwrap(), "--json"]);
+    assert!(!out.status.success(), "verify passed a damaged image: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// A target image of `size` holding an old GPT and a known pattern elsewhere.
+fn target(name: &str, size: u64) -> PathBuf {
+    let p = fixture().dir.join(name);
+    fs::write(&p, vec![0xA5u8; size as usize]).unwrap();
+    run("sgdisk", &["-o", "-n", "1:1M:+8M", p.to_str().unwrap()]);
+    p
+}
+
+fn has_primary_gpt(img: &Path) -> bool {
+    let b = fs::read(img).unwrap();
+    &b[512..520] == b"EFI PART"
+}
+
+/// Restore `image` onto a fresh target; must fail. Returns (stderr, target bytes).
+fn restore_fails(image: &Path, name: &str) -> (String, Vec<u8>) {
+    let t = target(name, 300 << 20);
+    let l = Loop::new(&t, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", image.to_str().unwrap(), "--target", &l.0, "--yes"]);
+    drop(l);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "restore of a damaged image succeeded:\n{err}");
+    let bytes = fs::read(&t).unwrap();
+    fs::remove_file(&t).unwrap();
+    (err, bytes)
+}
+
+#[test]
+fn save_verify_restore_export_round_trip() {
+    let f = fixture();
+    let r = &f.save_report;
+    let (used, stored) = (r["bytes_used"].as_u64().unwrap(), r["bytes_stored"].as_u64().unwrap());
+    assert!(used > 10 << 20 && used < 96 << 20, "a mostly empty 256 MiB disk: {r}");
+    assert!(stored < used, "compression did nothing: {r}");
+    assert!(r["data_files"].as_u64().unwrap() >= 2, "--split-size 8M made one data file: {r}");
+    for e in fs::read_dir(&f.image).unwrap().flatten() {
+        assert!(e.metadata().unwrap().len() <= 8 << 20, "{:?} is larger than the split size", e.path());
+    }
+    let out = sysclone(&["--progress", "none", "image", "verify", f.image.to_str().unwrap()]);
+    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+
+    let out = sysclone(&["image", "info", f.image.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = info["partitions"].as_array().unwrap().iter().map(|p| p["fs"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["vfat", "ext4", "ntfs", "swap"], "{info}");
+    assert_eq!(info["stored_bytes"].as_u64(), Some(used));
+    assert_eq!(info["table"]["kind"], "gpt");
+    assert_eq!(info["partitions"][1]["name"], "root");
+    let text = String::from_utf8(sysclone(&["image", "info", f.image.to_str().unwrap()]).stdout).unwrap();
+    assert!(text.contains("ratio") && text.contains("Microsoft basic data"), "{text}");
+
+    // Restore onto a larger disk holding an old table and a pattern.
+    let tgt_img = target("round-trip-target.img", 300 << 20);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--verify", "--json"]);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rr["verified"], true, "{rr}");
+    assert_eq!(rr["bytes_written"].as_u64(), Some(used), "{rr}");
+    let src = Loop::with_args(&f.src_img, &["--read-only"]);
+    assert_multi_fs_copy(&src, &tgt, &f.dir.join("m"));
+    drop(src);
+    drop(tgt);
+    let (a, b) = (fs::read(&f.src_img).unwrap(), fs::read(&tgt_img).unwrap());
+    assert_eq!(a[1024..17408], b[1024..17408], "GPT entries differ");
+    assert_eq!(a[..446], b[..446], "boot code differs");
+
+    // Export: byte-identical to the source in every stored area and the partition table.
+    let raw = f.dir.join("export.raw");
+    let _ = fs::remove_file(&raw);
+    let out = sysclone(&["--progress", "none", "image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap()]);
+    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    let v = run("sgdisk", &["-v", raw.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "{v}");
+    let x = fs::read(&raw).unwrap();
+    assert_eq!(x.len(), a.len());
+    assert!(x[..17408] == a[..17408] && x[a.len() - 33 * 512..] == a[a.len() - 33 * 512..], "table areas differ");
+    for c in manifest(&f.image)["chunks"].as_array().unwrap() {
+        let (o, l) = (c["offset"].as_u64().unwrap() as usize, c["len"].as_u64().unwrap() as usize);
+        assert!(x[o..o + l] == a[o..o + l], "export differs from the source at {o}+{l}");
+    }
+    let allocated = run("du", &["-k", raw.to_str().unwrap()]).split_whitespace().next().unwrap().parse::<u64>().unwrap() << 10;
+    assert!(allocated < used + (4 << 20), "export is not sparse: {allocated} bytes allocated");
+    fs::remove_file(&raw).unwrap();
+    // An existing file is never overwritten.
+    fs::write(&raw, b"keep").unwrap();
+    assert!(!sysclone(&["image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap()]).status.success());
+    assert_eq!(fs::read(&raw).unwrap(), b"keep");
+}
+
+#[test]
+fn flipped_byte_is_named_and_never_written() {
+    let img = image_copy("flipped");
+    let m = manifest(&img);
+    let chunks = m["chunks"].as_array().unwrap();
+    let k = chunks.iter().position(|c| c["partition"] == 2 && c["len"].as_u64().unwrap() > 65536).expect("an ext4 chunk");
+    let c = &chunks[k];
+    let file = img.join(m["data_files"][c["file"].as_u64().unwrap() as usize]["name"].as_str().unwrap());
+    let mut data = fs::read(&file).unwrap();
+    let pos = (c["file_offset"].as_u64().unwrap() + c["compressed_len"].as_u64().unwrap() / 2) as usize;
+    data[pos] ^= 0x40;
+    fs::write(&file, data).unwrap();
+    let off = c["offset"].as_u64().unwrap();
+
+    let r = verify_fails(&img);
+    let problems = r["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{r}");
+    assert_eq!(problems[0]["chunk"].as_u64(), Some(k as u64));
+    assert_eq!(problems[0]["partition"], 2);
+    assert_eq!(problems[0]["disk_offset"].as_u64(), Some(off));
+
+    let (err, t) = restore_fails(&img, "flipped-target.img");
+    assert!(err.contains(&format!("chunk {k} (partition 2, disk offset {off}")), "{err}");
+    assert_ne!(&t[512..520], b"EFI PART", "a stopped restore has a primary GPT");
+    let len = c["len"].as_u64().unwrap() as usize;
+    assert!(t[off as usize..off as usize + len].iter().all(|&b| b == 0xA5), "the bad chunk was written");
+}
+
+#[test]
+fn truncated_and_deleted_data_files_are_named() {
+    let img = image_copy("truncated");
+    let m = manifest(&img);
+    let last = m["data_files"].as_array().unwrap().len() - 1;
+    let name = m["data_files"][last]["name"].as_str().unwrap().to_string();
+    let full = m["data_files"][last]["bytes"].as_u64().unwrap();
+    run("truncate", &["-s", &(full / 2).to_string(), img.join(&name).to_str().unwrap()]);
+    let first_cut = m["chunks"].as_array().unwrap().iter().position(|c| c["file"].as_u64() == Some(last as u64) && c["file_offset"].as_u64().unwrap() + c["compressed_len"].as_u64().unwrap() > full / 2).unwrap();
+    let r = verify_fails(&img);
+    let text = r.to_string();
+    assert!(text.contains(&format!("{name} is {} bytes, the manifest says {full}", full / 2)), "{text}");
+    let bad: Vec<u64> = r["problems"].as_array().unwrap().iter().filter_map(|p| p["chunk"].as_u64()).collect();
+    assert_eq!(bad.first().copied(), Some(first_cut as u64), "{text}");
+    assert!(text.contains("too short for this chunk (truncated?)"), "{text}");
+    let (err, t) = restore_fails(&img, "truncated-target.img");
+    assert!(err.contains(&format!("chunk {first_cut} (")) && err.contains("truncated"), "{err}");
+    assert_ne!(&t[512..520], b"EFI PART");
+
+    fs::remove_file(img.join(&name)).unwrap();
+    let in_file = m["chunks"].as_array().unwrap().iter().filter(|c| c["file"].as_u64() == Some(last as u64)).count();
+    let first = m["chunks"].as_array().unwrap().iter().position(|c| c["file"].as_u64() == Some(last as u64)).unwrap();
+    let r = verify_fails(&img);
+    let text = r.to_string();
+    assert!(text.contains(&format!("{name} is missing")), "{text}");
+    assert_eq!(r["problems"].as_array().unwrap().iter().filter(|p| p["chunk"].is_u64()).count(), in_file, "{text}");
+    let (err, t) = restore_fails(&img, "deleted-target.img");
+    assert!(err.contains(&format!("chunk {first} (")) && err.contains(&format!("cannot open {name}")), "{err}");
+    assert_ne!(&t[512..520], b"EFI PART");
+}
+
+#[test]
+fn altered_manifest_is_refused() {
+    let img = image_copy("altered");
+    let text = fs::read_to_string(img.join("manifest.json")).unwrap();
+    let mut m: Value = serde_json::from_str(&text).unwrap();
+    let k = 3;
+    m["chunks"][k]["sha256"] = Value::String("0".repeat(64));
+    let altered = serde_json::to_string_pretty(&m).unwrap();
+    fs::write(img.join("manifest.json"), &altered).unwrap();
+    // Changed behind the checksum's back: verify says both; restore writes nothing at all.
+    let r = verify_fails(&img);
+    let s = r.to_string();
+    assert!(s.contains("the manifest was changed after the save"), "{s}");
+    assert!(r["problems"].as_array().unwrap().iter().any(|p| p["chunk"].as_u64() == Some(k as u64) && p["message"].as_str().unwrap().contains("SHA-256 mismatch")), "{s}");
+    let (err, t) = restore_fails(&img, "altered-target.img");
+    assert!(err.contains("does not match manifest.json.sha256"), "{err}");
+    assert_eq!(&t[512..520], b"EFI PART", "the target was touched although the manifest was refused");
+    assert!(t[2 << 20..3 << 20].iter().all(|&b| b == 0xA5));
+
+    // Changed with a matching checksum (damage the checksum cannot see): the chunk stops it.
+    let sum = run("sh", &["-c", "cd \"$1\" && sha256sum manifest.json > manifest.json.sha256", "sh", img.to_str().unwrap()]);
+    assert!(sum.is_empty());
+    let r = verify_fails(&img);
+    assert_eq!(r["problems"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["problems"][0]["chunk"].as_u64(), Some(k as u64));
+    let (err, t) = restore_fails(&img, "altered2-target.img");
+    assert!(err.contains(&format!("chunk {k} (")) && err.contains("SHA-256 mismatch"), "{err}");
+    assert_ne!(&t[512..520], b"EFI PART");
+
+    // A chunk entry dropped (checksum updated): the hole is found before anything is written.
+    let mut m: Value = serde_json::from_str(&text).unwrap();
+    m["chunks"].as_array_mut().unwrap().remove(5);
+    fs::write(img.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    run("sh", &["-c", "cd \"$1\" && sha256sum manifest.json > manifest.json.sha256", "sh", img.to_str().unwrap()]);
+    let out = sysclone(&["image", "verify", img.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("are in no chunk"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (err, t) = restore_fails(&img, "hole-target.img");
+    assert!(err.contains("chunk entries are missing from the manifest"), "{err}");
+    assert_eq!(&t[512..520], b"EFI PART", "the target was touched although the manifest was refused");
+
+    // Not JSON any more.
+    fs::write(img.join("manifest.json"), &altered[..altered.len() / 2]).unwrap();
+    let out = sysclone(&["image", "verify", img.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("manifest is not valid JSON"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn too_small_target_is_refused_by_the_guard() {
+    let f = fixture();
+    let t = target("small-target.img", 200 << 20);
+    let before = sysclone_testutil::sha256(&t);
+    let l = Loop::new(&t, 512);
+    let out = sysclone(&["restore", "--from", f.image.to_str().unwrap(), "--target", &l.0, "--yes"]);
+    drop(l);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("refusing to write") && err.contains("the image needs"), "{err}");
+    assert_eq!(sysclone_testutil::sha256(&t), before);
+    assert!(has_primary_gpt(&t));
+    fs::remove_file(&t).unwrap();
+}
+
+#[test]
+fn unreadable_sectors_are_stored_as_zeros_and_reported() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "bad.img", "96M", 512);
+    // Two bad sectors in the boot area (always stored, whatever the filesystems use).
+    let image = t.path().join("image");
+    {
+        let bad = FaultyDisk::new(&src_img, &[100, 1500]);
+        let out = sysclone(&["--progress", "none", "save", "--source", bad.dev(), "--to", image.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "save failed: {}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The loop device over the FUSE export fails whole 4 KiB pages around each bad sector.
+        assert_eq!(r["unreadable"], serde_json::json!([[49152, 4096], [765952, 4096]]), "{r}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unreadable: 4096 bytes at 49152 (outside any partition), stored as zeros"));
+    }
+    assert!(sysclone(&["--progress", "none", "image", "verify", image.to_str().unwrap()]).status.success());
+    let info = String::from_utf8(sysclone(&["image", "info", image.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("unreadable on the source (stored as zeros): 4096 bytes at 49152, 4096 bytes at 765952"), "{info}");
+
+    let tgt_img = t.path().join("tgt.img");
+    fs::write(&tgt_img, vec![0xA5u8; 128 << 20]).unwrap();
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", image.to_str().unwrap(), "--target", &tgt.0, "--yes"]);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be read when the image was saved"));
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    drop(tgt);
+    let (a, b) = (fs::read(&src_img).unwrap(), fs::read(&tgt_img).unwrap());
+    for (s, e) in [(17408, 49152), (53248, 765952), (770048, 1 << 20)] {
+        assert!(a[s..e] == b[s..e], "boot area {s}..{e} differs");
+    }
+    assert!(b[49152..53248].iter().chain(&b[765952..770048]).all(|&x| x == 0), "unreadable sectors not zero");
+}
+
+#[test]
+fn save_refuses_the_disk_it_saves_and_dry_run_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "own.img", "96M", 512);
+    let src = Loop::new(&src_img, 512);
+    let dry = t.path().join("dry");
+    let out = sysclone(&["save", "--source", &src.0, "--to", dry.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("dry run: nothing written"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dry.exists());
+    // Only partition 2: partition 1 is listed, not stored.
+    let some = t.path().join("some");
+    let out = sysclone(&["--progress", "none", "save", "--source", &src.0, "--to", some.to_str().unwrap(), "--partitions", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&sysclone(&["image", "info", some.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(info["partitions"][0]["stored"], "none", "{info}");
+    assert_eq!(info["partitions"][0]["stored_bytes"], 0);
+    assert_eq!(info["partitions"][1]["stored"], "used");
+    assert!(manifest(&some)["chunks"].as_array().unwrap().iter().all(|c| c["partition"] != 1));
+    let out = sysclone(&["save", "--source", &src.0, "--to", t.path().join("x").to_str().unwrap(), "--partitions", "7"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("has no partition 7"));
+    let mnt = t.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    run("mount", &[&src.part(2), mnt.to_str().unwrap()]);
+    let out = sysclone(&["save", "--source", &src.0, "--to", mnt.join("img").to_str().unwrap()]);
+    // A relative path too.
+    let rel = Command::new(BIN).args(["save", "--source", &src.0, "--to", "sub/img"]).current_dir(&mnt).output().unwrap();
+    run("umount", &[mnt.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("the disk being saved"), "{err}");
+    let err = String::from_utf8_lossy(&rel.stderr);
+    assert!(!rel.status.success() && err.contains("the disk being saved"), "{err}");
+}
