@@ -3,23 +3,9 @@
 //! there — ends at the console menu with the reason, and Ctrl-Alt-Del still works.
 
 use std::fs;
-use std::path::Path;
 
 use crate::qemu::{Disk, Machine, WAIT};
-use crate::{line_with, run, Scene};
-
-/// Replace `path` on the stick's ESP (which starts at 1 MiB) with `text`.
-fn put_on_stick(stick: &Path, path: &str, text: &str) {
-    let tmp = stick.with_extension("put");
-    fs::write(&tmp, text).unwrap();
-    run("mcopy", &["-o", "-i", &format!("{}@@1M", stick.display()), tmp.to_str().unwrap(), &format!("::/{path}")]);
-}
-
-fn loader_entry(extra: &str) -> String {
-    format!(
-        "title sysclone\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\noptions console=tty0 console=ttyS0,115200 panic=10 sysclone.job=sysclone/job.toml {extra}\n"
-    )
-}
+use crate::{line_with, loader_entry, put_on_stick, run, Scene};
 
 const JOB: &str = "operation = \"clone\"\nmode = \"exact\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\non_failure = \"menu\"\non_success = \"poweroff\"\n";
 
@@ -32,7 +18,7 @@ fn faults_at_every_stage_end_at_the_menu() {
     // 1. A panic while listing disks, then an abort of the whole worker process as the job
     //    starts, then a target whose every write fails; finally Ctrl-Alt-Del at the menu.
     put_on_stick(&stick, "sysclone/job.toml", JOB);
-    put_on_stick(&stick, "loader/entries/sysclone.conf", &loader_entry("sysclone.debug=panic@disks,abort@job"));
+    put_on_stick(&stick, "loader/entries/sysclone.conf", &loader_entry("sysclone.job=sysclone/job.toml sysclone.debug=panic@disks,abort@job"));
     let mut m = Machine::new(w, "faults");
     m.usb_boot(&stick);
     m.disk(Disk::nvme(&src, "SRC1"));
@@ -58,7 +44,7 @@ fn faults_at_every_stage_end_at_the_menu() {
     assert_ne!(&v[512..520], b"EFI PART", "the failed target must not look complete");
 
     // 2. A job file that is not TOML: the error names the line and column.
-    put_on_stick(&stick, "loader/entries/sysclone.conf", &loader_entry(""));
+    put_on_stick(&stick, "loader/entries/sysclone.conf", &loader_entry("sysclone.job=sysclone/job.toml"));
     put_on_stick(&stick, "sysclone/job.toml", "operation = \"clone\"\nsource = [\n");
     let mut m = Machine::new(w, "badjob");
     m.usb_boot(&stick);

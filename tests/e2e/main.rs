@@ -4,6 +4,7 @@
 
 mod faults;
 mod media;
+mod network;
 mod qemu;
 
 use std::fs;
@@ -15,6 +16,19 @@ use qemu::{Disk, Machine};
 fn artifacts() -> PathBuf {
     let dir = std::env::var_os("SYSCLONE_E2E_DIR").expect("SYSCLONE_E2E_DIR is not set: run scripts/test (it builds the images these tests boot)");
     PathBuf::from(dir)
+}
+
+/// Replace `path` on the stick's ESP (which starts at 1 MiB) with `text`.
+pub(crate) fn put_on_stick(stick: &Path, path: &str, text: &str) {
+    let tmp = stick.with_extension("put");
+    fs::write(&tmp, text).unwrap();
+    run("mcopy", &["-o", "-i", &format!("{}@@1M", stick.display()), tmp.to_str().unwrap(), &format!("::/{path}")]);
+}
+
+pub(crate) fn loader_entry(extra: &str) -> String {
+    format!(
+        "title sysclone\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\noptions console=tty0 console=ttyS0,115200 panic=10 {extra}\n"
+    )
 }
 
 /// One test's work directory: a copy of the fixture system disk (`src`), a blank target of

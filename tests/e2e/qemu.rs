@@ -193,6 +193,12 @@ impl Machine {
         self.args.last_mut().expect("the NIC").push_str(",romfile=");
     }
 
+    /// A virtio NIC on QEMU's user network (DHCP from 10.0.2.2; the host's loopback is
+    /// 10.0.2.2 to the guest), not for booting.
+    pub fn nic(&mut self) {
+        self.args.extend(["-netdev".into(), "user,id=n1".into(), "-device".into(), "virtio-net-pci,netdev=n1,romfile=".into()]);
+    }
+
     pub fn disk(&mut self, d: Disk) {
         self.args.extend(d.args);
     }

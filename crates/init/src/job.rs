@@ -103,6 +103,8 @@ pub struct Job {
     pub exclude: Vec<u32>,
     /// Migrate: `keep` (default) or `new` disk and partition GUIDs.
     pub identities: Option<IdentityKind>,
+    /// POST the result (JSON: result, error, machine, report, log) here when the job ends.
+    pub report_url: Option<String>,
     #[serde(default = "default_on_success")]
     pub on_success: After,
     #[serde(default = "default_on_failure")]
@@ -184,6 +186,11 @@ impl Job {
                 bail!("grow_partition needs policy = \"grow\"");
             }
             self.migrate_policy()?;
+        }
+        if let Some(u) = &self.report_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("report_url {u:?} is not an http:// or https:// URL");
+            }
         }
         match (self.target.is_empty(), self.targets.is_empty()) {
             (true, true) => bail!("missing target (or targets = [...] for several)"),

@@ -65,6 +65,58 @@ struct Setup {
     cmdline: Cmdline,
     loader: Loader,
     boot_partuuid: Option<String>,
+    net: Option<sysclone_net::Up>,
+}
+
+/// The HTTP(S) client, once the network is up; where the job wants its report posted.
+static HTTP: std::sync::Mutex<Option<sysclone_net::Client>> = std::sync::Mutex::new(None);
+static REPORT_TO: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Whether the command line asks for the network: `ip=` (not off), a job URL, `sysclone.net`.
+fn wants_network(c: &Cmdline) -> bool {
+    c.get("ip").is_some_and(|v| !matches!(v, "off" | "none")) || c.get("sysclone.job").is_some_and(sysclone_net::is_url) || c.has("sysclone.net")
+}
+
+/// Bring the network up as `ip=` says (default DHCP on every wired NIC) and make the HTTP
+/// client (`sysclone.ca=` adds a lab CA to the image's CA bundle).
+fn network(c: &Cmdline) -> Result<sysclone_net::Up> {
+    let cfg = sysclone_net::parse_ip(c.get("ip").unwrap_or("dhcp"))?;
+    say("network: waiting for a link and an address");
+    let up = sysclone_net::bring_up(&cfg, Duration::from_secs(10), Duration::from_secs(30))?;
+    say(&format!("network: {up}"));
+    let ca = match c.get("sysclone.ca") {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading the lab CA {p} (sysclone.ca=)"))?),
+        None => None,
+    };
+    let client = sysclone_net::Client::new(ca.as_deref(), Some(Path::new(sysclone_net::http::CA_BUNDLE)))?;
+    if let Ok(mut h) = HTTP.lock() {
+        *h = Some(client);
+    }
+    Ok(up)
+}
+
+fn http() -> Result<sysclone_net::Client> {
+    HTTP.lock().ok().and_then(|h| h.clone()).ok_or_else(|| anyhow!("the network is not up"))
+}
+
+/// Post the outcome to the job's `report_url`: result, error, the machine, the report and the
+/// whole log. A failure to post is said, never fatal.
+fn upload_report(result: &str, error: Option<&str>) {
+    let Some(url) = REPORT_TO.lock().ok().and_then(|r| r.clone()) else { return };
+    let report = REPORT.lock().ok().and_then(|r| r.clone());
+    let machine = std::fs::read_to_string("/sys/class/dmi/id/product_serial").unwrap_or_default().trim().to_string();
+    let body = serde_json::json!({
+        "result": result,
+        "error": error,
+        "machine_serial": machine,
+        "macs": sysclone_net::wired_interfaces(Path::new("/sys/class/net")).iter().map(|i| i.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")).collect::<Vec<_>>(),
+        "report": report.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok()),
+        "log": log_text(),
+    });
+    match http().and_then(|c| c.post_json(&url, &body.to_string())) {
+        Ok(()) => say(&format!("report posted to {url}")),
+        Err(e) => say(&format!("report not posted to {url}: {e:#}")),
+    }
 }
 
 fn setup() -> Result<Setup> {
@@ -96,7 +148,7 @@ fn setup() -> Result<Setup> {
     let _ = n;
     // systemd-boot names its partition in LoaderDevicePartUUID; GRUB (Secure Boot, BIOS) puts it on the command line.
     let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten().or_else(|| cmdline.get("sysclone.boot-partuuid").map(str::to_string));
-    Ok(Setup { cmdline, loader, boot_partuuid })
+    Ok(Setup { cmdline, loader, boot_partuuid, net: None })
 }
 
 fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
@@ -122,6 +174,9 @@ fn load_job(path: &str, boot_partuuid: Option<&str>, pin: Option<&str>) -> Resul
 
 /// The bytes of the job file: inside the initramfs, or on the boot medium's ESP.
 fn job_bytes(path: &str, boot_partuuid: Option<&str>) -> Result<Vec<u8>> {
+    if sysclone_net::is_url(path) {
+        return http()?.get(path, 1 << 20).with_context(|| format!("fetching the job {path}"));
+    }
     if Path::new(path).is_file() {
         return std::fs::read(path).with_context(|| format!("reading job {path}"));
     }
@@ -153,9 +208,13 @@ fn boot_partition(uuid: &str) -> Result<(sysclone_disk::Disk, sysclone_disk::Par
 
 fn run_job(job: &Job, setup: &Setup) -> Result<()> {
     crate::state::fault("job");
+    if let Ok(mut r) = REPORT_TO.lock() {
+        *r = job.report_url.clone();
+    }
     let json = crate::job::run(job, Path::new(EFIVARS), setup.boot_partuuid.as_deref(), false)?;
     report_json(json);
     say("SYSCLONE-RESULT ok");
+    upload_report("ok", None);
     save_log("ok");
     Ok(())
 }
@@ -213,6 +272,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 /// Show a failure and ask what to do. Returns when the user chose retry.
 fn failure_menu(err: &str, on_failure: After) {
     say(&format!("SYSCLONE-RESULT failed\nERROR: {err}"));
+    upload_report("failed", Some(err));
     save_log("failed");
     if on_failure != After::Menu {
         power(on_failure);
@@ -317,6 +377,9 @@ fn worker(previous: Option<String>) -> ! {
                 setup_done = Some(setup()?);
             }
             let setup = setup_done.as_mut().expect("set above");
+            if setup.net.is_none() && wants_network(&setup.cmdline) {
+                setup.net = Some(network(&setup.cmdline)?);
+            }
             list_disks(setup.boot_partuuid.as_deref())?;
             detail(&format!("disks listed at {:.3} s after boot", uptime()));
             crate::state::fault("disks");

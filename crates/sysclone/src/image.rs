@@ -68,6 +68,10 @@ pub struct BuildConfig {
     /// Extra kernel command line words
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// A lab CA (PEM) the rescue system trusts for HTTPS besides the usual roots; put in
+    /// the initramfs as /etc/sysclone/ca.pem and named by sysclone.ca=
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
     /// The init binary (default: this executable; must be statically linked)
     #[arg(long)]
     pub init_binary: Option<PathBuf>,
@@ -270,6 +274,21 @@ fn print_listing(r: &InitramfsReport, profile: &sysclone_media::profile::Profile
     }
 }
 
+/// HTTPS trust for the rescue system: the build host's CA bundle (used beside a lab CA) and
+/// the lab CA itself.
+fn network_files(c: &BuildConfig) -> Result<Vec<(String, Vec<u8>, u32)>> {
+    let mut v = Vec::new();
+    if let Ok(b) = fs::read(sysclone_net::http::CA_BUNDLE) {
+        v.push((sysclone_net::http::CA_BUNDLE.trim_start_matches('/').to_string(), b, 0o644));
+    }
+    if let Some(ca) = &c.ca {
+        let pem = fs::read(ca).with_context(|| format!("reading the lab CA {}", ca.display()))?;
+        sysclone_net::Client::new(Some(&pem), None).with_context(|| format!("the lab CA {}", ca.display()))?;
+        v.push(("etc/sysclone/ca.pem".into(), pem, 0o644));
+    }
+    Ok(v)
+}
+
 pub fn build(c: BuildConfig) -> Result<()> {
     let t_start = Instant::now();
     let (kernel, modules) = match (&c.kernel_dir, &c.kernel, &c.modules) {
@@ -305,7 +324,7 @@ pub fn build(c: BuildConfig) -> Result<()> {
         modules_dir: modules.clone(),
         modules: profile.entries.clone(),
         firmware_dirs,
-        extra_files: tools.into_extra_files(),
+        extra_files: network_files(&c)?.into_iter().chain(tools.into_extra_files()).collect(),
     };
     let Some(out) = c.out.clone() else {
         // --list alone: the closure and firmware, nothing kept.
@@ -351,6 +370,9 @@ pub fn build(c: BuildConfig) -> Result<()> {
     }
 
     let mut cmdline = String::from("console=tty0 console=ttyS0,115200 panic=10");
+    if c.ca.is_some() {
+        cmdline.push_str(" sysclone.ca=/etc/sysclone/ca.pem");
+    }
     let mut extra = Vec::new();
     let mut job_text = None;
     if let Some(job) = &c.job {

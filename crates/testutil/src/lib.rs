@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// Run a command; panic with its output if it fails. Returns stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
@@ -289,3 +289,77 @@ pub fn assert_multi_fs_copy(src: &Loop, tgt: &Loop, dir: &Path) {
         assert_same_files(&src.part(n), &tgt.part(n), how, dir);
     }
 }
+
+// ---- nginx for the network tests ----
+
+/// nginx on loopback for tests: serves `www()` over HTTP (`http` port) and HTTPS (`https`
+/// port, certificate for 127.0.0.1 signed by a lab CA at `dir/ca.pem`), and receives reports
+/// as docs/network.md shows: POSTs to /report are logged with their body to `reports()`.
+pub struct Nginx {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    pub https: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn sh(cmd: &str, args: &[&str], dir: &Path) {
+    let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A lab CA and a server certificate for 127.0.0.1 signed by it.
+fn make_certs(dir: &Path) {
+    sh("openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sysclone test lab CA"], dir);
+    sh("openssl", &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"], dir);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    sh("openssl", &["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf"], dir);
+}
+
+fn nginx() -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("www")).unwrap();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    make_certs(d);
+    let (http, https) = (free_port(), free_port());
+    let conf = format!(
+        "user root;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n  log_format report escape=json '$time_iso8601 $remote_addr $request_body';\n  server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl;\n    ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;\n    root {d}/www;\n    location = /report {{ access_log {d}/logs/reports.log report; proxy_pass http://127.0.0.1:{http}/received; }}\n    location = /received {{ return 204; }}\n  }}\n}}\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("nginx.conf"), conf).unwrap();
+    let child = Command::new("nginx").args(["-c", &d.join("nginx.conf").display().to_string(), "-p", &d.display().to_string(), "-g", "daemon off;"]).spawn().expect("nginx (apt-get install nginx-light)");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nginx did not start: {}", std::fs::read_to_string(d.join("logs/error.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx { child, dir, http, https }
+}
+
+impl Nginx {
+    pub fn start() -> Nginx {
+        nginx()
+    }
+    /// The served directory.
+    pub fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+    /// What the report receiver logged.
+    pub fn reports(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/reports.log")).unwrap_or_default()
+    }
+}
+
+
