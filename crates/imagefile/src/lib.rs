@@ -15,16 +15,20 @@
 //! CPU's SHA extensions — faster than zstd decompression is the limit on restore anyway — and
 //! anyone can check a chunk with `zstd -d | sha256sum` on any rescue system.
 
+pub mod layout;
 pub mod manifest;
 pub mod pool;
+pub mod random;
 pub mod read;
 pub mod restore;
 pub mod save;
+pub mod source;
 
 pub use manifest::{Manifest, FORMAT_VERSION};
 pub use read::{Image, Problem, VerifyReport};
 pub use restore::{describe_source, export_raw, plan_restore, restore, RestorePlan, RestoreReport};
 pub use save::{plan_save, save, Piece, SaveOptions, SavePlan, SaveReport};
+pub use source::{DirSource, Source};
 
 use sysclone_disk::human_bytes;
 
@@ -35,7 +39,7 @@ pub fn info_text(img: &Image) -> String {
     let comp = m.compressed_bytes();
     let mut s = format!(
         "image {}\n  format:  {} version {}, written by sysclone {} on {}{}\n  source:  {}\n  sectors: {} bytes logical, {} physical\n  table:   {}{}\n",
-        img.dir.display(),
+        img.location,
         m.format,
         m.format_version,
         m.tool_version,

@@ -339,6 +339,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
                 file_offset: f.bytes,
                 compressed_len: z.len() as u64,
                 sha256,
+                base: None,
                 unreadable,
             });
             f.bytes += z.len() as u64;
@@ -354,7 +355,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let m = Manifest {
         format: manifest::FORMAT_NAME.into(),
-        format_version: manifest::FORMAT_VERSION,
+        format_version: 1,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created_unix: now,
         created_utc: manifest::utc_text(now),
@@ -367,6 +368,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
         hash: "sha256".into(),
         chunk_bytes: opts.chunk_bytes,
         data_files: files,
+        bases: Vec::new(),
         chunks: records,
     };
     m.check().context("the manifest just made fails its own checks (a bug)")?;
