@@ -76,6 +76,25 @@ pub fn info_text(img: &Image) -> String {
         m.compression_level,
         stored as f64 / comp.max(1) as f64
     ));
+    if !m.bases.is_empty() {
+        let shared: Vec<&manifest::Chunk> = m.chunks.iter().filter(|c| c.base.is_some()).collect();
+        let bytes: u64 = shared.iter().map(|c| c.len).sum();
+        s.push_str(&format!(
+            "  shared:  {} ({:.1} % of the data) in {} chunks lies in base images and is not stored here; this image's own files hold {}\n",
+            human_bytes(bytes),
+            100.0 * bytes as f64 / stored.max(1) as f64,
+            shared.len(),
+            human_bytes(m.own_compressed_bytes())
+        ));
+        for (i, (b, r)) in m.bases.iter().zip(&img.bases).enumerate() {
+            let used: u64 = shared.iter().filter(|c| c.base == Some(i as u32)).map(|c| c.len).sum();
+            let state = match r {
+                Ok(_) => "present".to_string(),
+                Err(e) => format!("NOT USABLE: {e}"),
+            };
+            s.push_str(&format!("  base {i}:  {} (saved {}, manifest {}…): {} referenced; {state}\n", b.location, b.created_utc, &b.id[..12], human_bytes(used)));
+        }
+    }
     s.push_str(&format!("  restore: needs a disk of at least {} with {}-byte sectors\n", human_bytes(m.min_target_bytes()), m.source.logical_sector));
     let bad = m.unreadable();
     if !bad.is_empty() {

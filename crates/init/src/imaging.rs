@@ -79,6 +79,17 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
         r.threads,
         r.peak_rss_bytes >> 20
     ));
+    if req.options.base.is_some() {
+        say(&format!(
+            "incremental: {} of {} ({:.1} %) in {} chunks found in the base image and referenced; {} of new data stored ({:.1} % of the used bytes)",
+            sysclone_disk::human_bytes(r.bytes_shared),
+            sysclone_disk::human_bytes(r.bytes_used),
+            100.0 * r.bytes_shared as f64 / r.bytes_used.max(1) as f64,
+            r.chunks_shared,
+            sysclone_disk::human_bytes(r.bytes_used - r.bytes_shared),
+            100.0 * (r.bytes_used - r.bytes_shared) as f64 / r.bytes_used.max(1) as f64
+        ));
+    }
     for (off, len) in &r.unreadable {
         say(&format!("unreadable: {len} bytes at {off} ({}), stored as zeros", crate::run::where_on(&src, *off)));
     }

@@ -207,6 +207,14 @@ pub struct SaveConfig {
     /// Largest data file (e.g. 700M); the default stays under FAT32's 4 GiB file limit
     #[arg(long, default_value = "4000000000")]
     pub split_size: String,
+    /// An earlier image of this disk: chunks it holds are referenced, not stored again (it
+    /// must stay where it is, relative to the new image, to restore the new one)
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Largest chunk (4K to 64M; default 4M, or the base image's): chunks are cut on a fixed
+    /// grid of this size, so smaller chunks make later incremental images smaller
+    #[arg(long)]
+    pub chunk_size: Option<String>,
     /// Show the plan, write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -429,11 +437,17 @@ fn migrate(c: MigrateConfig) -> Result<()> {
 }
 
 fn save(c: SaveConfig) -> Result<()> {
+    // An incremental image must cut chunks on its base's grid, or nothing matches.
+    let chunk_bytes = match (&c.chunk_size, &c.base) {
+        (Some(s), _) => sysclone_disk::parse_size(s)?,
+        (None, Some(b)) => sysclone_imagefile::Image::open(b)?.manifest.chunk_bytes,
+        (None, None) => sysclone_imagefile::SaveOptions::default().chunk_bytes,
+    };
     let req = sysclone_init::imaging::SaveRequest {
         source: Selector::parse(&c.source)?,
         to: c.to,
         partitions: c.partitions,
-        options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, ..Default::default() },
+        options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
     };
     if let (Some(r), true) = (sysclone_init::imaging::run_save(&req)?, c.json) {
