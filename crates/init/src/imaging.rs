@@ -374,3 +374,86 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     };
     Ok(Some(RestoreOutcome { restore, layout: format!("{:?}", mreq.policy).to_ascii_lowercase(), parts, actions: plan.actions.clone(), boot: None }))
 }
+
+/// An image partition mounted for a job; unmounted when dropped.
+pub struct ImageMount {
+    pub dir: PathBuf,
+    /// The disk holding it (protected from writes during a restore).
+    pub disk: Disk,
+}
+
+impl Drop for ImageMount {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount(&self.dir) {
+            say(&format!("note: could not unmount {} ({e})", self.dir.display()));
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mount partition `number` of the disk `disk` selects, read-write or read-only, with the
+/// filesystem its superblock names (NTFS through the kernel's ntfs3).
+pub fn mount_image_partition(disk: &Selector, number: u32, writable: bool, boot_partuuid: Option<&str>) -> Result<ImageMount> {
+    use nix::mount::{mount, MsFlags};
+    let disks = disks_now(boot_partuuid)?;
+    let d = disk.select(&disks, &[], Path::new("/dev")).context("choosing the disk that holds the images")?.clone();
+    let p = d.partitions.iter().find(|p| p.number == number).ok_or_else(|| anyhow::anyhow!("{} has no partition {number}", d.describe()))?;
+    let name = p.name.as_deref().ok_or_else(|| anyhow::anyhow!("partition {number} of {} has no device node", d.describe()))?;
+    let fs = p.fs.as_ref().map(|f| f.kind.as_str()).ok_or_else(|| anyhow::anyhow!("partition {number} of {} holds no filesystem sysclone recognises", d.describe()))?;
+    let fstype = match fs {
+        "ntfs" => "ntfs3",
+        "ext2" | "ext3" | "ext4" | "vfat" | "exfat" | "xfs" | "btrfs" => fs,
+        other => bail!("partition {number} of {} holds {other}; images live on ext4, vfat, exfat, ntfs, xfs or btrfs", d.describe()),
+    };
+    let dir = PathBuf::from(format!("/run/sysclone-images-{}-{number}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let dev = PathBuf::from("/dev").join(name);
+    if let Err(e) = mount(Some(&dev), &dir, Some(fstype), flags, None::<&str>) {
+        let _ = std::fs::remove_dir(&dir);
+        bail!("mounting {} ({fstype}, partition {number} of {}) {} on {}: {e}", dev.display(), d.describe(), if writable { "read-write" } else { "read-only" }, dir.display());
+    }
+    say(&format!("images: {} ({fstype}) mounted {} on {}", dev.display(), if writable { "read-write" } else { "read-only" }, dir.display()));
+    Ok(ImageMount { dir, disk: d })
+}
+
+/// Run a job with `operation = "save"` or `"restore"`: mount the image partition, save or
+/// restore, apply the boot policy (restore), unmount. Returns the JSON report.
+pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+    use crate::job::Operation;
+    let loc = job.image.as_ref().ok_or_else(|| anyhow::anyhow!("the job names no image"))?;
+    let disk = Selector::parse(&loc.disk)?;
+    let save = job.operation == Operation::Save;
+    let mnt = mount_image_partition(&disk, loc.partition, save && !dry_run, boot_partuuid)?;
+    let path = mnt.dir.join(&loc.path);
+    if save {
+        say(&format!("job: save {} -> {} partition {}: {}", job.source, loc.disk, loc.partition, loc.path));
+        let mut options = SaveOptions { base: loc.base.as_ref().map(|b| mnt.dir.join(b)), ..Default::default() };
+        if let Some(b) = &options.base {
+            options.chunk_bytes = Image::open(b)?.manifest.chunk_bytes;
+        }
+        let req = SaveRequest { source: Selector::parse(&job.source)?, to: path, partitions: None, options, dry_run };
+        return Ok(serde_json::to_string(&run_save(&req)?)?);
+    }
+    say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));
+    let mut req = RestoreRequest::new(path, Selector::parse(&job.target)?);
+    req.protect = job.protect_selectors();
+    req.protect.push(disk);
+    req.verify = job.verify;
+    req.confirm = Confirm::Yes;
+    req.dry_run = dry_run;
+    req.policy = match job.policy {
+        None => RestorePolicy::Auto,
+        Some(_) => RestorePolicy::Plan(job.migrate_policy()?),
+    };
+    req.include = job.include.clone();
+    req.boot_entry = job.boot_entry();
+    req.efivars = efivars.to_path_buf();
+    req.boot_partuuid = boot_partuuid.map(str::to_string);
+    let r = run_restore(&req);
+    drop(mnt);
+    Ok(serde_json::to_string(&r?)?)
+}

@@ -487,9 +487,14 @@ fn job_check(file: PathBuf, plan: bool) -> Result<()> {
     let job = Job::load(&file)?;
     println!("{}: ok", file.display());
     println!("  operation: {:?} ({:?})", job.operation, job.mode);
-    println!("  source:    {}", job.source);
-    for t in job.target_list() {
+    if !job.source.is_empty() {
+        println!("  source:    {}", job.source);
+    }
+    for t in job.target_list().iter().filter(|t| !t.is_empty()) {
         println!("  target:    {t}");
+    }
+    if let Some(i) = &job.image {
+        println!("  image:     {} partition {}: {}{}", i.disk, i.partition, i.path, i.base.as_deref().map(|b| format!(" (base {b})")).unwrap_or_default());
     }
     for p in &job.protect {
         println!("  protect:   {p}");
