@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(j.boot_entry(), BootEntry::First);
         Job::parse(&format!("operation = \"save\"\nsource = \"serial=A\"\n{img}")).unwrap();
         for (bad, why) in [
-            (format!("operation = \"save\"\nsource = \"serial=A\"\n"), "needs image"),
+            ("operation = \"save\"\nsource = \"serial=A\"\n".to_string(), "needs image"),
             (format!("operation = \"save\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n{img}"), "belong to restore"),
             (format!("operation = \"restore\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n{img}"), "belong to save"),
             (format!("operation = \"restore\"\ntarget = \"serial=BACKUP\"\n{img}"), "the same selector"),
