@@ -6,20 +6,18 @@
 use std::fs;
 
 use crate::qemu::{Disk, Machine};
-use crate::{artifacts, field, line_with, run};
+use crate::{field, line_with, run, Scene};
 
 #[test]
 fn restored_image_boots_on_a_smaller_disk() {
-    let a = artifacts();
+    // The fixture's disk is 160 MiB; the blank target 128 MiB.
+    let Scene { a, work, src, tgt, stick } = Scene::new("rescue-restore", "128M");
     let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
-    let work = tempfile::tempdir_in(&a).unwrap();
     let w = work.path();
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
     let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
 
     // The image, saved on the host from a read-only loop device over the fixture.
-    let src = w.join("src.img");
-    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
     let staging = w.join("staging");
     let image = staging.join("images/fixture");
     let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
@@ -37,12 +35,7 @@ fn restored_image_boots_on_a_smaller_disk() {
     run("dd", &[&format!("if={}", part.display()), &format!("of={}", images.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
     let images_before = run("sha256sum", &[images.to_str().unwrap()]);
 
-    // Run 1: the rescue stick's job restores the image onto the blank 128 MiB disk (the
-    // fixture's is 160 MiB) and reboots.
-    let tgt = w.join("tgt.img");
-    run("truncate", &["-s", "128M", tgt.to_str().unwrap()]);
-    let stick = w.join("stick.img");
-    fs::copy(a.join("rescue-restore/sysclone-usb.img"), &stick).unwrap();
+    // Run 1: the rescue stick's job restores the image onto the blank disk and reboots.
     let mut m = Machine::new(w, "restore1");
     m.usb_boot(&stick);
     m.disk(Disk::virtio(&images, "IMAGES1"));
