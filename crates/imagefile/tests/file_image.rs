@@ -66,17 +66,23 @@ fn source(dir: &Path) -> (std::path::PathBuf, Disk) {
     (img, disk)
 }
 
+/// The source disk file, opened, and the save plan of partitions 1 and 2 with `uses`.
+fn source_plan(dir: &Path, uses: &[PartitionUse]) -> (std::path::PathBuf, File, sysclone_imagefile::SavePlan) {
+    let (img, disk) = source(dir);
+    let f = File::open(&img).unwrap();
+    let gpt = sysclone_layout::read_gpt(&mut f.try_clone().unwrap(), 512, disk.size_bytes).unwrap();
+    let plan = plan_save(&disk, gpt.as_ref(), uses, Some(&[1, 2])).unwrap();
+    (img, f, plan)
+}
+
 #[test]
 fn save_verify_export_and_restore_files() {
     let t = tempfile::tempdir().unwrap();
-    let (img, disk) = source(t.path());
-    let f = File::open(&img).unwrap();
-    let gpt = sysclone_layout::read_gpt(&mut f.try_clone().unwrap(), 512, disk.size_bytes).unwrap();
     let uses = vec![
         PartitionUse { number: 1, fs: "ext4".into(), extents: vec![(0, 65536), (MIB, 300_000), (5 * MIB, 4096)], whole: false, note: None },
         PartitionUse { number: 2, fs: "unknown".into(), extents: vec![], whole: true, note: Some("unknown content".into()) },
     ];
-    let plan = plan_save(&disk, gpt.as_ref(), &uses, Some(&[1, 2])).unwrap();
+    let (img, f, plan) = source_plan(t.path(), &uses);
     assert_eq!(plan.head_bytes, 17408);
     let p = &plan.partitions;
     assert_eq!((p[0].stored.as_str(), p[1].stored.as_str(), p[2].stored.as_str()), ("used", "whole", "none"));
@@ -193,11 +199,8 @@ fn damage_is_always_found(dir: &Path, copy: &Path) {
 #[test]
 fn random_access_and_source_layout() {
     let t = tempfile::tempdir().unwrap();
-    let (img, disk) = source(t.path());
-    let f = File::open(&img).unwrap();
-    let gpt = sysclone_layout::read_gpt(&mut f.try_clone().unwrap(), 512, disk.size_bytes).unwrap();
     let uses = vec![PartitionUse { number: 1, fs: "ext4".into(), extents: vec![(0, 65536), (MIB, 300_000)], whole: false, note: None }];
-    let plan = plan_save(&disk, gpt.as_ref(), &uses, Some(&[1, 2])).unwrap();
+    let (img, f, plan) = source_plan(t.path(), &uses);
     let dir = t.path().join("image");
     let opts = SaveOptions { chunk_bytes: 128 << 10, threads: 2, ..Default::default() };
     save(&plan, &f, &dir, &opts, &mut |_, _| {}, None).unwrap();
