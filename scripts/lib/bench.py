@@ -160,7 +160,12 @@ ROWS = [
     ("limit-write-used", "smart", "limit: write used bytes (dd oflag=direct bs=8M)"),
     ("limit-rw-used", "smart", "limit: both at once (the two dd above together)"),
     ("e2image-null", "smart", "info: e2image -ra root → /dev/null"),
+    ("sysclone-save", "save", "sysclone save (whole disk, zstd -3, all cores)"),
+    ("pz-save", "save", "partclone.ext4 -c | zstd -T0 -3 (root partition only)"),
+    ("sysclone-restore", "restore", "sysclone restore (whole disk, onto a blank disk)"),
+    ("pz-restore", "restore", "zstd -d | partclone.restore (root partition only)"),
 ]
+BASE = {"exact": "sysclone-exact", "smart": "sysclone-smart", "save": "sysclone-save", "restore": "sysclone-restore"}
 
 
 def load(results):
@@ -204,7 +209,7 @@ def summary(results):
         }
         st["mibs"] = st["bytes"] / MiB / st["median"]
         stats[key] = st
-    base = {"exact": stats.get("sysclone-exact"), "smart": stats.get("sysclone-smart")}
+    base = {g: stats.get(k) for g, k in BASE.items()}
     p("| tool | median s | min–max s | MiB moved | MiB/s | user s | sys s | peak RSS MiB | ÷ sysclone |")
     p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, group, label in ROWS:
@@ -216,7 +221,7 @@ def summary(results):
         p("| %s | %.2f | %.2f–%.2f | %.0f | %.0f | %.2f | %.2f | %.1f | %s |" % (
             label, st["median"], st["min"], st["max"], st["bytes"] / MiB, st["mibs"], st["user"], st["sys"], st["rss"], ratio))
     p("")
-    p("`÷ sysclone`: the tool's median time over sysclone's in the same group (exact or smart);"
+    p("`÷ sysclone`: the tool's median time over sysclone's in the same group (exact, smart, save or restore);"
       " above 1 means sysclone is faster.")
     p("")
     # sysclone's own reports
@@ -276,6 +281,30 @@ def summary(results):
         if a and b:
             goal("verify adds ≤ 15%% (%s)" % m, b / a - 1 <= 0.15,
                  "%.2f s with --verify vs %.2f s without: +%.0f%%" % (b, a, (b / a - 1) * 100))
+    sizes = {}
+    sizes_path = os.path.join(results, "sizes.tsv")
+    if os.path.exists(sizes_path):
+        with open(sizes_path) as f:
+            f.readline()
+            for line in f:
+                k, b = line.split()
+                sizes[k] = int(b)
+    sv, rs_ = S("sysclone-save"), S("sysclone-restore")
+    if "sysclone-save" in sizes and "pz-save" in sizes:
+        goal("image ≤ partclone+zstd -3 size", sizes["sysclone-save"] <= sizes["pz-save"],
+             "sysclone image (whole disk: ESP + root + table) %.1f MiB vs partclone.ext4 | zstd -T0 -3 (root only) %.1f MiB = %.2f×"
+             % (sizes["sysclone-save"] / MiB, sizes["pz-save"] / MiB, sizes["sysclone-save"] / sizes["pz-save"]))
+    if sv and S("pz-save"):
+        goal("save ≥ 3× partclone | zstd", S("pz-save") / sv >= 3.0,
+             "partclone | zstd (root only) %.2f s / sysclone save (whole disk) %.2f s = %.2f×; MiB/s %.0f vs %.0f"
+             % (S("pz-save"), sv, S("pz-save") / sv, stats["pz-save"]["mibs"], stats["sysclone-save"]["mibs"]))
+    if rs_ and S("pz-restore"):
+        goal("restore faster than zstd -d | partclone.restore", S("pz-restore") / rs_ >= 1.0,
+             "zstd | partclone.restore (root only) %.2f s / sysclone restore (whole disk) %.2f s = %.2f×" % (S("pz-restore"), rs_, S("pz-restore") / rs_))
+    if rs_ and S("limit-write-used"):
+        goal("restore ≥ 0.9× raw write speed", S("limit-write-used") / rs_ >= 0.9,
+             "write limit %.2f s / sysclone restore %.2f s = %.2f× (%.0f vs %.0f MiB/s)"
+             % (S("limit-write-used"), rs_, S("limit-write-used") / rs_, stats["limit-write-used"]["mibs"], stats["sysclone-restore"]["mibs"]))
     rss = [stats[k]["rss"] for k in stats if k.startswith("sysclone")]
     if rss:
         goal("peak RSS ≤ 128 MiB", max(rss) <= 128, "largest over all sysclone runs: %.1f MiB (GNU time %%M)" % max(rss))

@@ -66,6 +66,7 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --shell --tool efibootmgr --cmdline "sysclone.mode=shell" --out "$OUT/rescue-shell"
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=interactive" --out "$OUT/rescue-ui"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-ambiguous.toml" --out "$OUT/rescue-ambiguous"
+    "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-restore.toml" --out "$OUT/rescue-restore"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -3,6 +3,7 @@
 //! SYSCLONE_E2E_DIR; without it these tests fail with a message, they never skip.
 
 mod faults;
+mod imaging;
 mod media;
 mod network;
 mod qemu;

@@ -15,16 +15,20 @@
 //! CPU's SHA extensions — faster than zstd decompression is the limit on restore anyway — and
 //! anyone can check a chunk with `zstd -d | sha256sum` on any rescue system.
 
+pub mod layout;
 pub mod manifest;
 pub mod pool;
+pub mod random;
 pub mod read;
 pub mod restore;
 pub mod save;
+pub mod source;
 
 pub use manifest::{Manifest, FORMAT_VERSION};
 pub use read::{Image, Problem, VerifyReport};
 pub use restore::{describe_source, export_raw, plan_restore, restore, RestorePlan, RestoreReport};
 pub use save::{plan_save, save, Piece, SaveOptions, SavePlan, SaveReport};
+pub use source::{DirSource, Source};
 
 use sysclone_disk::human_bytes;
 
@@ -35,7 +39,7 @@ pub fn info_text(img: &Image) -> String {
     let comp = m.compressed_bytes();
     let mut s = format!(
         "image {}\n  format:  {} version {}, written by sysclone {} on {}{}\n  source:  {}\n  sectors: {} bytes logical, {} physical\n  table:   {}{}\n",
-        img.dir.display(),
+        img.location,
         m.format,
         m.format_version,
         m.tool_version,
@@ -72,6 +76,25 @@ pub fn info_text(img: &Image) -> String {
         m.compression_level,
         stored as f64 / comp.max(1) as f64
     ));
+    if !m.bases.is_empty() {
+        let shared: Vec<&manifest::Chunk> = m.chunks.iter().filter(|c| c.base.is_some()).collect();
+        let bytes: u64 = shared.iter().map(|c| c.len).sum();
+        s.push_str(&format!(
+            "  shared:  {} ({:.1} % of the data) in {} chunks lies in base images and is not stored here; this image's own files hold {}\n",
+            human_bytes(bytes),
+            100.0 * bytes as f64 / stored.max(1) as f64,
+            shared.len(),
+            human_bytes(m.own_compressed_bytes())
+        ));
+        for (i, (b, r)) in m.bases.iter().zip(&img.bases).enumerate() {
+            let used: u64 = shared.iter().filter(|c| c.base == Some(i as u32)).map(|c| c.len).sum();
+            let state = match r {
+                Ok(_) => "present".to_string(),
+                Err(e) => format!("NOT USABLE: {e}"),
+            };
+            s.push_str(&format!("  base {i}:  {} (saved {}, manifest {}…): {} referenced; {state}\n", b.location, b.created_utc, &b.id[..12], human_bytes(used)));
+        }
+    }
     s.push_str(&format!("  restore: needs a disk of at least {} with {}-byte sectors\n", human_bytes(m.min_target_bytes()), m.source.logical_sector));
     let bad = m.unreadable();
     if !bad.is_empty() {

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 /// The value of `format`.
 pub const FORMAT_NAME: &str = "sysclone-image";
-/// The version this code writes and the highest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The highest version this code reads. It writes version 1 unless the image references a
+/// base image (an incremental save), which is version 2.
+pub const FORMAT_VERSION: u32 = 2;
 /// The manifest's file name inside an image directory.
 pub const MANIFEST: &str = "manifest.json";
 /// A `sha256sum`-format file holding the manifest's own hash.
@@ -49,8 +50,27 @@ pub struct Manifest {
     /// Largest chunk the writer made (uncompressed).
     pub chunk_bytes: u64,
     pub data_files: Vec<DataFile>,
+    /// Version 2: images whose data files this one references (an incremental save's base,
+    /// and the bases that one references), resolved when the image is opened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseRef>,
     /// Sorted by `offset`, non-overlapping.
     pub chunks: Vec<Chunk>,
+}
+
+/// Another image whose data files hold some of this image's chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BaseRef {
+    /// The base's identity: the SHA-256 of its `manifest.json` (what its `manifest.json.sha256`
+    /// holds). A base at `location` with another manifest is refused.
+    pub id: String,
+    /// Where it is, relative to this image's location (`../monday`).
+    pub location: String,
+    /// When the base was saved (informative).
+    pub created_utc: String,
+    /// The base's data files, as its manifest lists them.
+    pub data_files: Vec<DataFile>,
 }
 
 /// The disk the image was saved from.
@@ -145,6 +165,10 @@ pub struct Chunk {
     pub compressed_len: u64,
     /// SHA-256 of the uncompressed bytes (lowercase hex).
     pub sha256: String,
+    /// Version 2: index into `bases` when the frame lies in a base image's data file (`file`
+    /// then indexes that base's `data_files`); absent when it is in this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u32>,
     /// Source ranges `[disk offset, length]` inside this chunk that could not be read
     /// (stored as zeros). Absent when everything was read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,7 +237,7 @@ impl Manifest {
             Some(0) | None => bail!("manifest has no valid format_version"),
             _ => {}
         }
-        let m: Manifest = serde_json::from_slice(text).context("manifest does not match format version 1")?;
+        let m: Manifest = serde_json::from_slice(text).with_context(|| format!("manifest does not match format version {}", head.format_version.unwrap_or(0)))?;
         m.check()?;
         Ok(m)
     }
@@ -237,7 +261,8 @@ impl Manifest {
             Some(n) => format!("partition {n}"),
             None => "the area before the first partition".to_string(),
         };
-        format!("chunk {i} ({part}, disk offset {}, {} bytes, in {} at {})", c.offset, c.len, self.data_files.get(c.file as usize).map(|f| f.name.as_str()).unwrap_or("?"), c.file_offset)
+        let base = c.base.and_then(|b| self.bases.get(b as usize)).map(|b| format!(" of base image {}", b.location)).unwrap_or_default();
+        format!("chunk {i} ({part}, disk offset {}, {} bytes, in {}{base} at {})", c.offset, c.len, self.files_of(c).get(c.file as usize).map(|f| f.name.as_str()).unwrap_or("?"), c.file_offset)
     }
 
     /// Bytes held in chunks.
@@ -250,9 +275,22 @@ impl Manifest {
         self.chunks.iter().flat_map(|c| c.unreadable.iter().copied()).collect()
     }
 
-    /// Bytes of the data files.
+    /// Compressed bytes of every chunk (in this image's data files and its bases').
     pub fn compressed_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.compressed_len).sum()
+    }
+
+    /// Compressed bytes held in this image's own data files.
+    pub fn own_compressed_bytes(&self) -> u64 {
+        self.chunks.iter().filter(|c| c.base.is_none()).map(|c| c.compressed_len).sum()
+    }
+
+    /// The data files a chunk's frame lies in (this image's, or its base's).
+    pub fn files_of(&self, c: &Chunk) -> &[DataFile] {
+        match c.base {
+            None => &self.data_files,
+            Some(b) => self.bases.get(b as usize).map(|b| b.data_files.as_slice()).unwrap_or(&[]),
+        }
     }
 
     /// The least target size that holds every partition, chunk and the relocated backup GPT.
@@ -290,9 +328,16 @@ impl Manifest {
                 ensure!(a.checked_add(l).is_some_and(|e| e <= p.size), "{who}: extent {a}+{l} lies outside the partition");
             }
         }
-        ensure!(!self.data_files.is_empty() || self.chunks.is_empty(), "chunks listed but no data files");
         for (i, f) in self.data_files.iter().enumerate() {
             ensure!(f.name == data_file_name(i), "data file {i} is named {:?}, expected {:?}", f.name, data_file_name(i));
+        }
+        ensure!(self.format_version >= 2 || self.bases.is_empty(), "bases need format_version 2");
+        for (b, base) in self.bases.iter().enumerate() {
+            ensure!(is_sha256_hex(&base.id), "base {b}: id {:?} is not a SHA-256 in lowercase hex", base.id);
+            crate::source::check_relative(&base.location).with_context(|| format!("base {b}"))?;
+            for (i, f) in base.data_files.iter().enumerate() {
+                ensure!(f.name == data_file_name(i), "base {b}: data file {i} is named {:?}, expected {:?}", f.name, data_file_name(i));
+            }
         }
         ensure!(self.chunk_bytes > 0 && self.chunk_bytes <= MAX_CHUNK_BYTES, "chunk_bytes {} is not in 1..={MAX_CHUNK_BYTES}", self.chunk_bytes);
         let mut prev_end = head_len;
@@ -307,7 +352,8 @@ impl Manifest {
                 let p = self.partitions.iter().find(|p| p.number == n);
                 ensure!(p.is_some_and(|p| c.offset >= p.start && end <= p.start + p.size), "{who} at disk offset {} is not inside partition {n}", c.offset);
             }
-            let f = self.data_files.get(c.file as usize);
+            ensure!(c.base.is_none_or(|b| (b as usize) < self.bases.len()), "{who}: base {:?} is not listed", c.base);
+            let f = self.files_of(c).get(c.file as usize);
             let Some(f) = f else { bail!("{who}: data file {} is not listed", c.file) };
             ensure!(c.compressed_len > 0 && c.compressed_len <= zstd::zstd_safe::compress_bound(c.len as usize) as u64, "{who}: compressed length {} is impossible for {} bytes", c.compressed_len, c.len);
             ensure!(c.file_offset.checked_add(c.compressed_len).is_some_and(|e| e <= f.bytes), "{who}: {}+{} lies outside {} ({} bytes)", c.file_offset, c.compressed_len, f.name, f.bytes);
@@ -388,9 +434,10 @@ pub(crate) mod tests {
             hash: "sha256".into(),
             chunk_bytes: 4 << 20,
             data_files: vec![DataFile { name: data_file_name(0), bytes: 100 }],
+            bases: vec![],
             chunks: vec![
-                Chunk { offset: 1024, len: (1 << 20) - 1024, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64), unreadable: vec![] },
-                Chunk { offset: 1 << 20, len: 8192, partition: Some(1), file: 0, file_offset: 50, compressed_len: 50, sha256: "a".repeat(64), unreadable: vec![(1 << 20, 512)] },
+                Chunk { offset: 1024, len: (1 << 20) - 1024, partition: None, file: 0, file_offset: 0, compressed_len: 50, sha256: "0".repeat(64), base: None, unreadable: vec![] },
+                Chunk { offset: 1 << 20, len: 8192, partition: Some(1), file: 0, file_offset: 50, compressed_len: 50, sha256: "a".repeat(64), base: None, unreadable: vec![(1 << 20, 512)] },
             ],
         }
     }
@@ -415,7 +462,8 @@ pub(crate) mod tests {
 
     #[test]
     fn refuses_inconsistent_manifests() {
-        refused(|m| m.format_version = 2, "newer than this sysclone reads");
+        refused(|m| m.format_version = 3, "newer than this sysclone reads");
+        refused(|m| m.chunks[1].base = Some(0), "chunk 1: base Some(0) is not listed");
         refused(|m| m.chunks[1].offset = u64::MAX - 10, "outside the disk");
         refused(|m| m.chunks[1].len = u64::MAX, "is not in 1..=");
         refused(|m| m.chunks[1].offset = 17408, "overlaps");

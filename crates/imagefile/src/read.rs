@@ -1,101 +1,150 @@
 //! Reading an image: opening and checking the manifest, fetching chunks (read, decompress,
 //! hash-check — always before anyone may use the bytes), and `verify`.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::Serialize;
 
-use crate::manifest::{self, sha256_hex, Manifest};
+use crate::manifest::{self, sha256_hex, BaseRef, Manifest};
 use crate::pool;
+use crate::source::{DirSource, Source};
 
-/// An image directory with a manifest that passed its checks.
+/// Read and check `manifest.json` of `source`; also returns its text (for its checksum).
+pub fn read_manifest(source: &dyn Source) -> Result<(Manifest, Vec<u8>)> {
+    let loc = source.location();
+    let text = source
+        .read_small(manifest::MANIFEST, manifest::MAX_MANIFEST_BYTES)?
+        .ok_or_else(|| anyhow!("{loc}: no {} (not an image, or its save did not finish)", manifest::MANIFEST))?;
+    let m = Manifest::parse(&text).with_context(|| format!("{loc}/{}", manifest::MANIFEST))?;
+    Ok((m, text))
+}
+
+/// Find a base image and check it is the one referenced: same manifest (by SHA-256), and
+/// its data files as large as recorded.
+fn resolve_base(source: &dyn Source, b: &BaseRef) -> Result<Arc<dyn Source>> {
+    let s = source.relative(&b.location)?;
+    let (_, text) = read_manifest(s.as_ref()).with_context(|| format!("base image {}", b.location))?;
+    let id = sha256_hex(&text);
+    ensure!(id == b.id, "{} holds another image (manifest SHA-256 {id}, expected {})", s.location(), b.id);
+    for f in &b.data_files {
+        let n = s.size(&f.name).with_context(|| format!("in base image {}", s.location()))?;
+        ensure!(n == f.bytes, "{}/{} is {n} bytes, expected {}", s.location(), f.name, f.bytes);
+    }
+    Ok(s)
+}
+
+/// An image with a manifest that passed its checks, and its resolved bases.
 #[derive(Debug, Clone)]
 pub struct Image {
-    pub dir: PathBuf,
+    /// Where it is, for messages.
+    pub location: String,
+    pub source: Arc<dyn Source>,
     pub manifest: Manifest,
     /// Whether `manifest.json.sha256` agrees with the manifest (`None`: the file is missing).
     pub manifest_sum_ok: Option<bool>,
+    /// One per `manifest.bases`: the base image's files, or why they cannot be used.
+    pub bases: Vec<Result<Arc<dyn Source>, String>>,
 }
 
 impl Image {
-    /// Open an image for reading. Unlike [`Image::open_lenient`], a manifest whose checksum
-    /// file disagrees is refused: a changed manifest could send bytes anywhere.
+    /// Open an image in a local directory, refusing a changed manifest or an unusable base.
     pub fn open(dir: &Path) -> Result<Image> {
-        let img = Self::open_lenient(dir)?;
+        Self::open_from(DirSource::new(dir))
+    }
+
+    /// Open an image for reading. Unlike [`Image::open_lenient`], a manifest whose checksum
+    /// file disagrees is refused (a changed manifest could send bytes anywhere), and so is a
+    /// base image that is missing or is not the one the image was saved against.
+    pub fn open_from(source: Arc<dyn Source>) -> Result<Image> {
+        let img = Self::open_lenient_from(source)?;
+        let loc = &img.location;
         match img.manifest_sum_ok {
-            Some(true) => Ok(img),
-            Some(false) => bail!("{}: the manifest does not match {} (it was changed after the save); run `sysclone image verify`", dir.display(), manifest::MANIFEST_SUM),
-            None => bail!("{}: {} is missing; the image is incomplete or was changed", dir.display(), manifest::MANIFEST_SUM),
+            Some(true) => {}
+            Some(false) => bail!("{loc}: the manifest does not match {} (it was changed after the save); run `sysclone image verify`", manifest::MANIFEST_SUM),
+            None => bail!("{loc}: {} is missing; the image is incomplete or was changed", manifest::MANIFEST_SUM),
         }
+        for (b, r) in img.manifest.bases.iter().zip(&img.bases) {
+            if let Err(e) = r {
+                bail!("{loc}: its base image {} (saved {}) is needed and cannot be used: {e}", b.location, b.created_utc);
+            }
+        }
+        Ok(img)
     }
 
-    /// Open an image, noting (not refusing) a checksum mismatch of the manifest.
+    /// Open an image in a local directory, noting (not refusing) a checksum mismatch.
     pub fn open_lenient(dir: &Path) -> Result<Image> {
-        let path = dir.join(manifest::MANIFEST);
-        let meta = std::fs::metadata(&path).with_context(|| format!("{}: no {} (not an image, or its save did not finish)", dir.display(), manifest::MANIFEST))?;
-        if meta.len() > manifest::MAX_MANIFEST_BYTES {
-            bail!("{} is {} bytes, larger than any sysclone writes", path.display(), meta.len());
-        }
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let m = Manifest::parse(&text).with_context(|| format!("{}", path.display()))?;
-        let sum = std::fs::read_to_string(dir.join(manifest::MANIFEST_SUM)).ok();
-        let manifest_sum_ok = sum.map(|s| s.split_whitespace().next() == Some(sha256_hex(&text).as_str()));
-        Ok(Image { dir: dir.to_path_buf(), manifest: m, manifest_sum_ok })
+        Self::open_lenient_from(DirSource::new(dir))
     }
 
-    fn data_path(&self, file: u32) -> PathBuf {
-        self.dir.join(&self.manifest.data_files[file as usize].name)
+    /// Open an image, noting (not refusing) a checksum mismatch of the manifest and bases
+    /// that cannot be used.
+    pub fn open_lenient_from(source: Arc<dyn Source>) -> Result<Image> {
+        let location = source.location();
+        let (m, text) = read_manifest(source.as_ref())?;
+        let sum = source.read_small(manifest::MANIFEST_SUM, 4096).ok().flatten();
+        let manifest_sum_ok = sum.map(|s| String::from_utf8_lossy(&s).split_whitespace().next() == Some(sha256_hex(&text).as_str()));
+        let bases = m.bases.iter().map(|b| resolve_base(source.as_ref(), b).map_err(|e| format!("{e:#}"))).collect();
+        Ok(Image { location, source, manifest: m, manifest_sum_ok, bases })
+    }
+
+    /// Read, decompress and hash-check chunk `i`: its bytes, or why they are not usable.
+    pub fn read_chunk(&self, i: usize) -> Result<Vec<u8>> {
+        let raw = self.read_frame(i);
+        self.decode(i, raw)
+    }
+
+    fn read_frame(&self, i: usize) -> Result<Vec<u8>> {
+        let m = &self.manifest;
+        let c = &m.chunks[i];
+        let src: &dyn Source = match c.base {
+            None => self.source.as_ref(),
+            Some(b) => match &self.bases[b as usize] {
+                Ok(s) => s.as_ref(),
+                Err(e) => bail!("its base image {} cannot be used: {e}", m.bases[b as usize].location),
+            },
+        };
+        let name = &m.files_of(c)[c.file as usize].name;
+        let mut buf = vec![0u8; c.compressed_len as usize];
+        src.read_at(name, c.file_offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn decode(&self, idx: usize, raw: Result<Vec<u8>>) -> Result<Vec<u8>> {
+        let c = &self.manifest.chunks[idx];
+        let data = raw.and_then(|z| {
+            let d = zstd::bulk::decompress(&z, c.len as usize).map_err(|e| anyhow!("does not decompress ({e})"))?;
+            if d.len() as u64 != c.len {
+                bail!("decompresses to {} bytes, not {}", d.len(), c.len);
+            }
+            let h = sha256_hex(&d);
+            if h != c.sha256 {
+                bail!("SHA-256 mismatch (manifest {}, data {h})", c.sha256);
+            }
+            Ok(d)
+        });
+        data.map_err(|e| e.context(self.manifest.chunk_place(idx)))
     }
 
     /// Run every chunk through read → decompress → hash check (on all cores, bounded), and
     /// hand `sink` each chunk index with its bytes or the reason they are not usable, in
     /// order. `sink` stops the run by returning an error.
     pub fn for_each_chunk(&self, threads: usize, sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>) -> Result<()> {
-        let m = &self.manifest;
-        let mut handles: Vec<Option<std::io::Result<File>>> = (0..m.data_files.len()).map(|_| None).collect();
-        let mut i = 0usize;
+        self.for_each_chunk_of(&(0..self.manifest.chunks.len()).collect::<Vec<_>>(), threads, sink)
+    }
+
+    /// As [`Image::for_each_chunk`], for the chunks `which` (indexes, in that order).
+    pub fn for_each_chunk_of(&self, which: &[usize], threads: usize, sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>) -> Result<()> {
+        let mut next = which.iter().copied();
         pool::ordered(
             threads,
             threads * 2 + 2,
             || {
-                let c = m.chunks.get(i)?;
-                let idx = i;
-                i += 1;
-                let h = handles[c.file as usize].get_or_insert_with(|| File::open(self.data_path(c.file)));
-                let raw = match h {
-                    Ok(f) => {
-                        let mut buf = vec![0u8; c.compressed_len as usize];
-                        match f.read_exact_at(&mut buf, c.file_offset) {
-                            Ok(()) => Ok(buf),
-                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                                let have = f.metadata().map(|m| m.len()).unwrap_or(0);
-                                Err(anyhow!("{} is {have} bytes, too short for this chunk (truncated?)", m.data_files[c.file as usize].name))
-                            }
-                            Err(e) => Err(anyhow!(e).context(format!("reading {}", m.data_files[c.file as usize].name))),
-                        }
-                    }
-                    Err(e) => Err(anyhow!("cannot open {}: {e}", m.data_files[c.file as usize].name)),
-                };
-                Some((idx, raw))
+                let idx = next.next()?;
+                Some((idx, self.read_frame(idx)))
             },
-            |(idx, raw): (usize, Result<Vec<u8>>)| {
-                let c = &m.chunks[idx];
-                let data = raw.and_then(|z| {
-                    let d = zstd::bulk::decompress(&z, c.len as usize).map_err(|e| anyhow!("does not decompress ({e})"))?;
-                    if d.len() as u64 != c.len {
-                        bail!("decompresses to {} bytes, not {}", d.len(), c.len);
-                    }
-                    let h = sha256_hex(&d);
-                    if h != c.sha256 {
-                        bail!("SHA-256 mismatch (manifest {}, data {h})", c.sha256);
-                    }
-                    Ok(d)
-                });
-                (idx, data.map_err(|e| e.context(m.chunk_place(idx))))
-            },
+            |(idx, raw): (usize, Result<Vec<u8>>)| (idx, self.decode(idx, raw)),
             |(idx, data)| sink(idx, data),
         )
     }
@@ -110,11 +159,17 @@ impl Image {
             Some(false) => problems.push(Problem::general(format!("{} does not match {}: the manifest was changed after the save", manifest::MANIFEST, manifest::MANIFEST_SUM))),
             None => problems.push(Problem::general(format!("{} is missing", manifest::MANIFEST_SUM))),
         }
-        for (i, f) in m.data_files.iter().enumerate() {
-            match std::fs::metadata(self.data_path(i as u32)) {
-                Ok(md) if md.len() == f.bytes => {}
-                Ok(md) => problems.push(Problem::general(format!("{} is {} bytes, the manifest says {}", f.name, md.len(), f.bytes))),
-                Err(e) => problems.push(Problem::general(format!("{} is missing ({e})", f.name))),
+        for f in &m.data_files {
+            match self.source.size(&f.name) {
+                Ok(n) if n == f.bytes => {}
+                Ok(n) => problems.push(Problem::general(format!("{} is {n} bytes, the manifest says {}", f.name, f.bytes))),
+                Err(e) => problems.push(Problem::general(format!("{e:#}"))),
+            }
+        }
+        for (b, r) in m.bases.iter().zip(&self.bases) {
+            match r {
+                Ok(_) => {}
+                Err(e) => problems.push(Problem::general(format!("base image {} (saved {}): {e}", b.location, b.created_utc))),
             }
         }
         let total = m.stored_bytes();
@@ -124,13 +179,13 @@ impl Image {
             let c = &m.chunks[i];
             match data {
                 Ok(_) => ok += 1,
-                Err(e) => problems.push(Problem { chunk: Some(i), partition: c.partition, disk_offset: Some(c.offset), file: Some(m.data_files[c.file as usize].name.clone()), message: format!("{e:#}") }),
+                Err(e) => problems.push(Problem { chunk: Some(i), partition: c.partition, disk_offset: Some(c.offset), file: Some(m.files_of(c)[c.file as usize].name.clone()), message: format!("{e:#}") }),
             }
             done += c.len;
             progress(done, total);
             Ok(())
         })?;
-        Ok(VerifyReport { image: self.dir.clone(), chunks: m.chunks.len(), chunks_ok: ok, bytes_checked: total, ok: problems.is_empty(), problems })
+        Ok(VerifyReport { image: self.location.clone(), chunks: m.chunks.len(), chunks_ok: ok, bytes_checked: total, ok: problems.is_empty(), problems })
     }
 }
 
@@ -153,7 +208,7 @@ impl Problem {
 /// What `verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
-    pub image: PathBuf,
+    pub image: String,
     pub ok: bool,
     pub chunks: usize,
     pub chunks_ok: usize,

@@ -67,7 +67,7 @@ impl RestorePlan {
         let m = &img.manifest;
         let mut s = format!(
             "restore\n  image:  {} (saved {} from {})\n  target: {}  (everything on it is overwritten)\n  write:  {} in {} chunks, each checked before it is written\n",
-            img.dir.display(),
+            img.location,
             m.created_utc,
             describe_source(img),
             target,
@@ -201,7 +201,7 @@ fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress
 fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated: bool) -> RestoreReport {
     let seconds = t0.elapsed().as_secs_f64();
     RestoreReport {
-        image: img.dir.display().to_string(),
+        image: img.location.clone(),
         target,
         chunks: img.manifest.chunks.len(),
         bytes_written: written,

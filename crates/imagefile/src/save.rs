@@ -5,6 +5,7 @@
 //! partition, and per partition the blocks its filesystem uses (unknown, encrypted or
 //! untrusted contents whole). The table head (sector 0, primary GPT) goes into the manifest.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -18,7 +19,8 @@ use sysclone_disk::{human_bytes, Disk};
 use sysclone_layout::migrate::{guid_to_string, name_from_utf16, type_name};
 use sysclone_layout::RawGpt;
 
-use crate::manifest::{self, sha256_hex, Chunk, DataFile, FsInfo, Manifest, PartitionInfo, SourceDisk, Table};
+use crate::manifest::{self, sha256_hex, BaseRef, Chunk, DataFile, FsInfo, Manifest, PartitionInfo, SourceDisk, Table};
+use crate::read::Image;
 use crate::pool;
 
 /// How to write an image.
@@ -32,12 +34,55 @@ pub struct SaveOptions {
     pub max_file_bytes: u64,
     /// Compression threads.
     pub threads: usize,
+    /// An earlier image of the disk (a local directory): chunks it already holds are
+    /// referenced, not stored again.
+    pub base: Option<PathBuf>,
 }
 
 impl Default for SaveOptions {
     fn default() -> Self {
-        SaveOptions { level: 3, chunk_bytes: 4 << 20, max_file_bytes: 4_000_000_000, threads: pool::default_threads() }
+        SaveOptions { level: 3, chunk_bytes: 4 << 20, max_file_bytes: 4_000_000_000, threads: pool::default_threads(), base: None }
     }
+}
+
+/// Where a frame already stored in a base image lies: (index into `bases`, file, offset,
+/// compressed length).
+type Stored = (u32, u32, u64, u64);
+
+/// The chunks of a base image (and of the images it references), by SHA-256.
+struct BaseIndex {
+    refs: Vec<BaseRef>,
+    by_hash: HashMap<String, Stored>,
+}
+
+/// The path from directory `from` to directory `to`, both existing (`../monday`).
+fn relative_path(from: &Path, to: &Path) -> Result<String> {
+    let (a, b) = (from.canonicalize().with_context(|| format!("resolving {}", from.display()))?, to.canonicalize().with_context(|| format!("resolving {}", to.display()))?);
+    let (ac, bc): (Vec<_>, Vec<_>) = (a.components().collect(), b.components().collect());
+    let common = ac.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); ac.len() - common];
+    parts.extend(bc[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    ensure!(!parts.is_empty(), "the base image is the image being written");
+    Ok(parts.join("/"))
+}
+
+/// Open the base image `base` for an image written into `dir` and index its chunks.
+fn index_base(dir: &Path, base: &Path) -> Result<BaseIndex> {
+    let img = Image::open(base).with_context(|| format!("opening the base image {}", base.display()))?;
+    let text = img.source.read_small(manifest::MANIFEST, manifest::MAX_MANIFEST_BYTES)?.unwrap_or_default();
+    let rel = relative_path(dir, base)?;
+    let m = &img.manifest;
+    let mut refs = vec![BaseRef { id: sha256_hex(&text), location: rel.clone(), created_utc: m.created_utc.clone(), data_files: m.data_files.clone() }];
+    // The base's own bases, located through it.
+    for b in &m.bases {
+        refs.push(BaseRef { location: format!("{rel}/{}", b.location), ..b.clone() });
+    }
+    let mut by_hash = HashMap::new();
+    for c in &m.chunks {
+        let r = c.base.map(|b| b + 1).unwrap_or(0);
+        by_hash.entry(c.sha256.clone()).or_insert((r, c.file, c.file_offset, c.compressed_len));
+    }
+    Ok(BaseIndex { refs, by_hash })
 }
 
 /// One byte range of the source to store.
@@ -168,13 +213,17 @@ impl SavePlan {
         s
     }
 
-    /// Split the pieces into chunks of at most `chunk_bytes`.
+    /// Split the pieces into chunks of at most `chunk_bytes`, cut at disk offsets that are
+    /// multiples of `chunk_bytes`: a chunk is a piece's part within one cell of that fixed
+    /// grid. A change of which blocks are used (a file written) so only changes the chunks of
+    /// the cells it touches; an incremental save finds every other chunk in its base.
     pub fn chunks(&self, chunk_bytes: u64) -> Vec<Piece> {
         let mut out = Vec::new();
         for p in &self.pieces {
             let mut off = p.offset;
             while off < p.offset + p.len {
-                let len = (p.offset + p.len - off).min(chunk_bytes);
+                let cell_end = (off / chunk_bytes + 1) * chunk_bytes;
+                let len = (p.offset + p.len).min(cell_end) - off;
                 out.push(Piece { offset: off, len, partition: p.partition });
                 off += len;
             }
@@ -203,6 +252,9 @@ pub struct SaveReport {
     pub peak_rss_bytes: u64,
     /// Source ranges `(offset, length)` that could not be read, stored as zeros.
     pub unreadable: Vec<(u64, u64)>,
+    /// With a base image: bytes (uncompressed) and chunks found there and referenced.
+    pub bytes_shared: u64,
+    pub chunks_shared: usize,
 }
 
 /// One piece as read from the source.
@@ -212,9 +264,10 @@ struct Raw {
     unreadable: Vec<(u64, u64)>,
 }
 
-/// One piece ready for its data file.
+/// One piece ready for its data file (or found in the base image: `stored`).
 struct Packed {
     zstd: Vec<u8>,
+    stored: Option<Stored>,
     sha256: String,
     unreadable: Vec<(u64, u64)>,
 }
@@ -287,12 +340,14 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
     }
     let mut head = vec![0u8; plan.head_bytes as usize];
     src.read_exact_at(&mut head, 0).with_context(|| format!("reading the partition table (first {} bytes) of {}", plan.head_bytes, plan.source_text))?;
+    let base = opts.base.as_deref().map(|b| index_base(dir, b)).transpose()?;
     let chunks = plan.chunks(opts.chunk_bytes);
     let total = plan.store_bytes;
     let mut files: Vec<DataFile> = Vec::new();
     let mut out: Option<File> = None;
     let mut records: Vec<Chunk> = Vec::with_capacity(chunks.len());
     let mut done = 0u64;
+    let mut shared = 0u64;
     let mut next = chunks.into_iter();
     let source_text = plan.source_text.clone();
     let level = opts.level;
@@ -308,13 +363,23 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
         },
         |(piece, data): (Piece, Result<Raw>)| {
             let data = data.and_then(|raw| {
-                let zstd = zstd::bulk::compress(&raw.bytes, level).context("compressing")?;
-                Ok(Packed { zstd, sha256: sha256_hex(&raw.bytes), unreadable: raw.unreadable })
+                let sha256 = sha256_hex(&raw.bytes);
+                // Unreadable pieces are always stored: their zeros are not the base's bytes.
+                let stored = base.as_ref().filter(|_| raw.unreadable.is_empty()).and_then(|b| b.by_hash.get(&sha256)).copied();
+                let zstd = if stored.is_some() { Vec::new() } else { zstd::bulk::compress(&raw.bytes, level).context("compressing")? };
+                Ok(Packed { zstd, stored, sha256, unreadable: raw.unreadable })
             });
             Compressed { piece, data }
         },
         |c: Compressed| {
-            let Packed { zstd: z, sha256, unreadable } = c.data?;
+            let Packed { zstd: z, stored, sha256, unreadable } = c.data?;
+            if let Some((b, file, file_offset, compressed_len)) = stored {
+                records.push(Chunk { offset: c.piece.offset, len: c.piece.len, partition: c.piece.partition, file, file_offset, compressed_len, sha256, base: Some(b), unreadable });
+                shared += c.piece.len;
+                done += c.piece.len;
+                progress(done, total);
+                return Ok(());
+            }
             let need_new = match (&out, files.last()) {
                 (Some(_), Some(f)) => f.bytes > 0 && f.bytes + z.len() as u64 > opts.max_file_bytes,
                 _ => true,
@@ -339,6 +404,7 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
                 file_offset: f.bytes,
                 compressed_len: z.len() as u64,
                 sha256,
+                base: None,
                 unreadable,
             });
             f.bytes += z.len() as u64;
@@ -352,9 +418,10 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
     }
     progress(total, total);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let bases = base.map(|b| b.refs).unwrap_or_default();
     let m = Manifest {
         format: manifest::FORMAT_NAME.into(),
-        format_version: manifest::FORMAT_VERSION,
+        format_version: if bases.is_empty() { 1 } else { 2 },
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created_unix: now,
         created_utc: manifest::utc_text(now),
@@ -367,12 +434,13 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
         hash: "sha256".into(),
         chunk_bytes: opts.chunk_bytes,
         data_files: files,
+        bases,
         chunks: records,
     };
     m.check().context("the manifest just made fails its own checks (a bug)")?;
     write_manifest(dir, &m)?;
     let seconds = t0.elapsed().as_secs_f64();
-    let stored = m.compressed_bytes();
+    let stored = m.own_compressed_bytes();
     Ok(SaveReport {
         image: dir.to_path_buf(),
         source: plan.source_text.clone(),
@@ -386,6 +454,8 @@ pub fn save(plan: &SavePlan, src: &File, dir: &Path, opts: &SaveOptions, progres
         threads: opts.threads,
         peak_rss_bytes: sysclone_copy::peak_rss(),
         unreadable: m.unreadable(),
+        bytes_shared: shared,
+        chunks_shared: m.chunks.iter().filter(|c| c.base.is_some()).count(),
     })
 }
 

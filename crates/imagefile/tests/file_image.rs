@@ -66,17 +66,23 @@ fn source(dir: &Path) -> (std::path::PathBuf, Disk) {
     (img, disk)
 }
 
+/// The source disk file, opened, and the save plan of partitions 1 and 2 with `uses`.
+fn source_plan(dir: &Path, uses: &[PartitionUse]) -> (std::path::PathBuf, File, sysclone_imagefile::SavePlan) {
+    let (img, disk) = source(dir);
+    let f = File::open(&img).unwrap();
+    let gpt = sysclone_layout::read_gpt(&mut f.try_clone().unwrap(), 512, disk.size_bytes).unwrap();
+    let plan = plan_save(&disk, gpt.as_ref(), uses, Some(&[1, 2])).unwrap();
+    (img, f, plan)
+}
+
 #[test]
 fn save_verify_export_and_restore_files() {
     let t = tempfile::tempdir().unwrap();
-    let (img, disk) = source(t.path());
-    let f = File::open(&img).unwrap();
-    let gpt = sysclone_layout::read_gpt(&mut f.try_clone().unwrap(), 512, disk.size_bytes).unwrap();
     let uses = vec![
         PartitionUse { number: 1, fs: "ext4".into(), extents: vec![(0, 65536), (MIB, 300_000), (5 * MIB, 4096)], whole: false, note: None },
         PartitionUse { number: 2, fs: "unknown".into(), extents: vec![], whole: true, note: Some("unknown content".into()) },
     ];
-    let plan = plan_save(&disk, gpt.as_ref(), &uses, Some(&[1, 2])).unwrap();
+    let (img, f, plan) = source_plan(t.path(), &uses);
     assert_eq!(plan.head_bytes, 17408);
     let p = &plan.partitions;
     assert_eq!((p[0].stored.as_str(), p[1].stored.as_str(), p[2].stored.as_str()), ("used", "whole", "none"));
@@ -185,4 +191,40 @@ fn damage_is_always_found(dir: &Path, copy: &Path) {
         assert!(v.problems.iter().all(|p| p.chunk.is_some()), "{v:?}");
     }
     fs::remove_dir_all(copy).unwrap();
+}
+
+/// Random access to an image's disk: every byte in a chunk as on the source (across chunk
+/// boundaries, through the cache), zeros where nothing was stored; and the planner's view of
+/// the image's disk.
+#[test]
+fn random_access_and_source_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let uses = vec![PartitionUse { number: 1, fs: "ext4".into(), extents: vec![(0, 65536), (MIB, 300_000)], whole: false, note: None }];
+    let (img, f, plan) = source_plan(t.path(), &uses);
+    let dir = t.path().join("image");
+    let opts = SaveOptions { chunk_bytes: 128 << 10, threads: 2, ..Default::default() };
+    save(&plan, &f, &dir, &opts, &mut |_, _| {}, None).unwrap();
+    let image = Image::open(&dir).unwrap();
+    // Chunks are cut on the 128 KiB grid.
+    assert!(image.manifest.chunks.iter().all(|c| c.offset / (128 << 10) == (c.offset + c.len - 1) / (128 << 10)));
+    let src = fs::read(&img).unwrap();
+    let mut r = sysclone_imagefile::random::DiskReader::new(image.clone());
+    let p1 = MIB as usize;
+    for (off, len) in [(p1, 65536), (p1 + 1000, 200_000), (p1 + MIB as usize + 100, 299_000), (7 * MIB as usize - 5, 10)] {
+        let mut buf = vec![0xEEu8; len];
+        r.read_at(&mut buf, off as u64).unwrap();
+        // Stored: partition 2 whole, partition 1's extents (rounded to sectors); else zeros.
+        for (i, b) in buf.iter().enumerate() {
+            let o = off + i;
+            let rel = o - p1;
+            let stored = (o >= 7 * MIB as usize && o < 13 * MIB as usize) || rel < 65536 || (rel >= MIB as usize && rel < MIB as usize + 300_032);
+            assert_eq!(*b, if stored { src[o] } else { 0 }, "byte {o}");
+        }
+    }
+    assert!(r.chunks_decoded > 0 && r.chunks_decoded < image.manifest.chunks.len() as u64);
+    let layout = sysclone_imagefile::layout::source_layout(&image.manifest).unwrap();
+    assert_eq!(layout.parts.len(), 3);
+    assert_eq!((layout.parts[0].used_end, layout.parts[0].used_bytes), (Some(MIB + 300_000), Some(365_536)));
+    assert_eq!(layout.parts[1].used_end, None, "stored whole: its use is unknown");
+    assert_eq!(layout.parts[1].attrs, 1 << 63);
 }

@@ -6,8 +6,13 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sysclone_disk::{check_target, open_source, open_target, GuardContext, Refusal, Roots, Rule, Selector};
+use serde::Serialize;
+use sysclone_disk::{check_target, human_bytes, open_source, open_target, Disk, GuardContext, Refusal, Roots, Rule, Selector};
 use sysclone_imagefile::{plan_restore, plan_save, Image, RestoreReport, SaveOptions, SaveReport};
+use sysclone_layout::migrate::{plan_migration, Identities, MigrateRequest, Policy};
+
+use crate::job::BootEntry;
+use crate::migrate::PartReport;
 
 use crate::console::{progress_printer, say};
 use crate::run::{ask_serial, disks_now, used_maps, Confirm};
@@ -74,10 +79,33 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
         r.threads,
         r.peak_rss_bytes >> 20
     ));
+    if req.options.base.is_some() {
+        say(&format!(
+            "incremental: {} of {} ({:.1} %) in {} chunks found in the base image and referenced; {} of new data stored ({:.1} % of the used bytes)",
+            sysclone_disk::human_bytes(r.bytes_shared),
+            sysclone_disk::human_bytes(r.bytes_used),
+            100.0 * r.bytes_shared as f64 / r.bytes_used.max(1) as f64,
+            r.chunks_shared,
+            sysclone_disk::human_bytes(r.bytes_used - r.bytes_shared),
+            100.0 * (r.bytes_used - r.bytes_shared) as f64 / r.bytes_used.max(1) as f64
+        ));
+    }
     for (off, len) in &r.unreadable {
         say(&format!("unreadable: {len} bytes at {off} ({}), stored as zeros", crate::run::where_on(&src, *off)));
     }
     Ok(Some(r))
+}
+
+/// How a restore lays the image out on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// As saved when the target holds it (same offsets, table and boot code byte for byte);
+    /// otherwise through the planner with `grow` (one partition gives up the missing space).
+    Auto,
+    /// Byte for byte as saved; the target must hold every partition.
+    Exact,
+    /// Through the migration planner, as `sysclone migrate` does.
+    Plan(Policy),
 }
 
 /// What `sysclone restore` needs.
@@ -87,18 +115,106 @@ pub struct RestoreRequest {
     pub target: Selector,
     pub protect: Vec<Selector>,
     pub threads: usize,
-    /// Read the target back afterwards and compare with the image's hashes.
+    /// Read the target back afterwards and compare with the image's hashes (exact restores).
     pub verify: bool,
     pub confirm: Confirm,
     pub dry_run: bool,
+    pub policy: RestorePolicy,
+    /// Only these partitions of the image (planner restores); `None`: every stored one.
+    pub include: Option<Vec<u32>>,
+    /// The EFI post-clone boot policy (`None` touches no variable).
+    pub boot_entry: BootEntry,
+    pub efivars: PathBuf,
+    pub boot_partuuid: Option<String>,
+    pub prune_stale: bool,
+}
+
+impl RestoreRequest {
+    /// A restore with the defaults of the CLI: automatic layout, no boot entry.
+    pub fn new(from: PathBuf, target: Selector) -> RestoreRequest {
+        RestoreRequest {
+            from,
+            target,
+            protect: Vec::new(),
+            threads: sysclone_imagefile::pool::default_threads(),
+            verify: false,
+            confirm: Confirm::Ask,
+            dry_run: false,
+            policy: RestorePolicy::Auto,
+            include: None,
+            boot_entry: BootEntry::None,
+            efivars: PathBuf::from("/sys/firmware/efi/efivars"),
+            boot_partuuid: None,
+            prune_stale: false,
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreOutcome {
+    #[serde(flatten)]
+    pub restore: RestoreReport,
+    /// `exact` or the planner's policy.
+    pub layout: String,
+    /// With the planner: each partition's new place and resize.
+    pub parts: Vec<PartReport>,
+    pub actions: Vec<String>,
+    pub boot: Option<crate::boot::BootReport>,
+}
+
+/// The image's source disk as the boot policy sees a clone's source.
+fn image_disk(img: &Image) -> Disk {
+    let m = &img.manifest;
+    Disk {
+        name: format!("{} (saved image)", m.source.name),
+        path: PathBuf::from(&img.location),
+        devno: String::new(),
+        bus: sysclone_disk::Bus::Other,
+        model: m.source.model.clone(),
+        serial: m.source.serial.clone(),
+        wwn: m.source.wwn.clone(),
+        size_bytes: m.source.size_bytes,
+        logical_sector: m.source.logical_sector,
+        physical_sector: m.source.physical_sector,
+        rotational: false,
+        removable: false,
+        read_only: true,
+        table: m.table.kind.clone(),
+        disk_guid: m.table.disk_guid.clone(),
+        partitions: m
+            .partitions
+            .iter()
+            .map(|p| sysclone_disk::Partition {
+                number: p.number,
+                name: None,
+                start_bytes: p.start,
+                size_bytes: p.size,
+                type_id: p.type_guid.to_ascii_lowercase(),
+                type_name: p.type_name.clone(),
+                label: p.name.clone(),
+                part_uuid: p.unique_guid.as_ref().map(|u| u.to_ascii_lowercase()),
+                fs: None,
+            })
+            .collect(),
+        holders: Vec::new(),
+        mounts: Vec::new(),
+        swaps: Vec::new(),
+        roles: Vec::new(),
+    }
+}
+
+fn too_small(tgt: &Disk, why: String) -> anyhow::Error {
+    Refusal { rule: Rule::TooSmall, message: format!("refusing to write {}: {why}", tgt.describe()) }.into()
 }
 
 /// Restore an image onto the selected disk.
-pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
+pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
     let img = Image::open(&req.from)?;
-    let disks = disks_now(None)?;
+    let m = &img.manifest;
+    let disks = disks_now(req.boot_partuuid.as_deref())?;
     let tgt = req.target.select(&disks, &[], Path::new("/dev")).context("choosing the target disk")?.clone();
-    say(&format!("image:  {} (from {})", img.dir.display(), sysclone_imagefile::describe_source(&img)));
+    say(&format!("image:  {} (from {})", img.location, sysclone_imagefile::describe_source(&img)));
     say(&format!("target: {}", tgt.describe()));
     let ctx = GuardContext {
         boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
@@ -107,17 +223,51 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
         roots: Roots::default(),
     };
     check_target(&tgt, &ctx)?;
+    let need = m.min_target_bytes();
+    let fits = tgt.size_bytes >= need && tgt.logical_sector == m.source.logical_sector;
+    let policy = match &req.policy {
+        RestorePolicy::Auto if req.include.is_some() && m.table.kind == "gpt" => Some(if fits { Policy::Keep } else { Policy::Grow { part: None } }),
+        RestorePolicy::Auto if fits || m.table.kind != "gpt" => None,
+        RestorePolicy::Auto => {
+            say(&format!("the target is smaller than the image's disk ({} < {}): restoring through the migration planner, grow policy", human_bytes(tgt.size_bytes), human_bytes(need)));
+            Some(Policy::Grow { part: None })
+        }
+        RestorePolicy::Exact => None,
+        RestorePolicy::Plan(p) => Some(p.clone()),
+    };
+    let bad = m.unreadable();
+    if !bad.is_empty() {
+        say(&format!("warning: {} bytes in {} place(s) could not be read when the image was saved; they are restored as zeros", bad.iter().map(|b| b.1).sum::<u64>(), bad.len()));
+    }
+    let mut out = match policy {
+        None => {
+            anyhow::ensure!(req.include.is_none(), "choosing partitions needs a restore through the planner (--policy keep|grow|proportional|explicit)");
+            match restore_exact(req, &img, &tgt, &ctx)? {
+                Some(r) => RestoreOutcome { restore: r, layout: "exact".into(), parts: Vec::new(), actions: Vec::new(), boot: None },
+                None => return Ok(None),
+            }
+        }
+        Some(p) => match restore_planned(req, &img, &tgt, &ctx, p)? {
+            Some(o) => o,
+            None => return Ok(None),
+        },
+    };
+    out.boot = match req.boot_entry {
+        BootEntry::None => None,
+        policy => {
+            let disks = disks_now(req.boot_partuuid.as_deref())?;
+            let bo = crate::boot::BootOptions { policy, efivars: &req.efivars, prune_stale: req.prune_stale, disks: &disks, guard: Some(&ctx) };
+            Some(crate::boot::entry_for_target(&tgt, &image_disk(&img), &bo)?)
+        }
+    };
+    Ok(Some(out))
+}
+
+/// The image byte for byte at its saved offsets.
+fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardContext) -> Result<Option<RestoreReport>> {
     let need = img.manifest.min_target_bytes();
     if tgt.size_bytes < need {
-        return Err(Refusal {
-            rule: Rule::TooSmall,
-            message: format!(
-                "refusing to write {}: it has {} bytes but the image needs {need} (its partitions and the backup GPT); choose a larger disk (restoring onto a smaller one is a migration, not yet supported)",
-                tgt.describe(),
-                tgt.size_bytes
-            ),
-        }
-        .into());
+        return Err(too_small(tgt, format!("it has {} bytes but the image needs {need} to restore as saved (its partitions and the backup GPT); choose a larger disk or a policy that resizes (--policy grow)", tgt.size_bytes)));
     }
     if tgt.logical_sector != img.manifest.source.logical_sector {
         return Err(Refusal {
@@ -126,22 +276,20 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
         }
         .into());
     }
-    let plan = plan_restore(&img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
-    say(&plan.show(&img, &tgt.describe()));
-    let bad = img.manifest.unreadable();
-    if !bad.is_empty() {
-        say(&format!("warning: {} bytes in {} place(s) could not be read when the image was saved; they are restored as zeros", bad.iter().map(|b| b.1).sum::<u64>(), bad.len()));
-    }
+    let plan = plan_restore(img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
+    say(&plan.show(img, &tgt.describe()));
     if req.dry_run {
         say("dry run: nothing written");
         return Ok(None);
     }
     if req.confirm == Confirm::Ask {
-        ask_serial(&tgt)?;
+        ask_serial(tgt)?;
     }
-    let th = open_target(&tgt, &ctx, need, Some(img.manifest.source.logical_sector))?;
+    let th = open_target(tgt, ctx, need, Some(img.manifest.source.logical_sector))?;
+    let busy = crate::state::Busy::enter(format!("restoring {} to {}", img.location, tgt.name));
     let mut progress = progress_printer("restore");
-    let r = sysclone_imagefile::restore(&img, &plan, &th.file, &tgt.describe(), req.threads, req.verify, &mut progress)?;
+    let r = sysclone_imagefile::restore(img, &plan, &th.file, &tgt.describe(), req.threads, req.verify, &mut progress)?;
+    drop(busy);
     say(&format!(
         "restored {} in {} chunks, every one checked, in {:.1} s ({:.1} MiB/s){}; peak memory {} MiB",
         sysclone_disk::human_bytes(r.bytes_written),
@@ -162,4 +310,150 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreReport>> {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));
     }
     Ok(Some(r))
+}
+
+/// Through the migration planner: partitions moved and resized.
+fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardContext, policy: Policy) -> Result<Option<RestoreOutcome>> {
+    let t0 = std::time::Instant::now();
+    let m = &img.manifest;
+    let mut layout = sysclone_imagefile::layout::source_layout(m)?;
+    let stored: Vec<u32> = m.partitions.iter().filter(|p| p.stored != "none").map(|p| p.number).collect();
+    let include = match &req.include {
+        Some(list) => {
+            for n in list {
+                anyhow::ensure!(!m.partitions.iter().any(|p| p.number == *n && p.stored == "none"), "partition {n} was left out of the image when it was saved; it cannot be restored");
+            }
+            Some(list.clone())
+        }
+        None if stored.len() < m.partitions.len() => Some(stored),
+        None => None,
+    };
+    if tgt.size_bytes < m.source.size_bytes {
+        crate::restore::measure_min_sizes(img, &mut layout);
+    }
+    let mreq = MigrateRequest { policy, include, target_size: tgt.size_bytes, target_logical_sector: tgt.logical_sector, identities: Identities::Keep };
+    let plan = match plan_migration(&layout, &mreq) {
+        Ok(p) => p,
+        Err(e) => match e.downcast_ref::<sysclone_layout::migrate::Refusal>() {
+            Some(r) => return Err(too_small(tgt, format!("the image does not fit: {r}"))),
+            None => return Err(e.context(format!("planning the restore onto {}", tgt.describe()))),
+        },
+    };
+    say(&plan.show(&layout));
+    if req.verify {
+        say("note: --verify reads back exact restores only; this one moves partitions");
+    }
+    if req.dry_run {
+        say("dry run: nothing written");
+        return Ok(None);
+    }
+    if req.confirm == Confirm::Ask {
+        ask_serial(tgt)?;
+    }
+    let th = open_target(tgt, ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), Some(m.source.logical_sector))?;
+    let busy = crate::state::Busy::enter(format!("restoring {} to {}", img.location, tgt.name));
+    let parts = crate::restore::execute(img, &plan, &layout, &th.file, &tgt.describe(), req.threads)?;
+    drop(busy);
+    if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
+        say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));
+    }
+    let written: u64 = parts.iter().map(|p| p.bytes_copied).sum();
+    let seconds = t0.elapsed().as_secs_f64();
+    say(&format!("restored {} into {} partition(s), every chunk checked, in {seconds:.1} s", human_bytes(written), parts.len()));
+    let restore = RestoreReport {
+        image: img.location.clone(),
+        target: tgt.describe(),
+        chunks: m.chunks.len(),
+        bytes_written: written,
+        seconds,
+        mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        gpt_relocated: true,
+        peak_rss_bytes: sysclone_copy::peak_rss(),
+        verified: None,
+        mismatches: Vec::new(),
+    };
+    Ok(Some(RestoreOutcome { restore, layout: format!("{:?}", mreq.policy).to_ascii_lowercase(), parts, actions: plan.actions.clone(), boot: None }))
+}
+
+/// An image partition mounted for a job; unmounted when dropped.
+pub struct ImageMount {
+    pub dir: PathBuf,
+    /// The disk holding it (protected from writes during a restore).
+    pub disk: Disk,
+}
+
+impl Drop for ImageMount {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount(&self.dir) {
+            say(&format!("note: could not unmount {} ({e})", self.dir.display()));
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mount partition `number` of the disk `disk` selects, read-write or read-only, with the
+/// filesystem its superblock names (NTFS through the kernel's ntfs3).
+pub fn mount_image_partition(disk: &Selector, number: u32, writable: bool, boot_partuuid: Option<&str>) -> Result<ImageMount> {
+    use nix::mount::{mount, MsFlags};
+    let disks = disks_now(boot_partuuid)?;
+    let d = disk.select(&disks, &[], Path::new("/dev")).context("choosing the disk that holds the images")?.clone();
+    let p = d.partitions.iter().find(|p| p.number == number).ok_or_else(|| anyhow::anyhow!("{} has no partition {number}", d.describe()))?;
+    let name = p.name.as_deref().ok_or_else(|| anyhow::anyhow!("partition {number} of {} has no device node", d.describe()))?;
+    let fs = p.fs.as_ref().map(|f| f.kind.as_str()).ok_or_else(|| anyhow::anyhow!("partition {number} of {} holds no filesystem sysclone recognises", d.describe()))?;
+    let fstype = match fs {
+        "ntfs" => "ntfs3",
+        "ext2" | "ext3" | "ext4" | "vfat" | "exfat" | "xfs" | "btrfs" => fs,
+        other => bail!("partition {number} of {} holds {other}; images live on ext4, vfat, exfat, ntfs, xfs or btrfs", d.describe()),
+    };
+    let dir = PathBuf::from(format!("/run/sysclone-images-{}-{number}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let dev = PathBuf::from("/dev").join(name);
+    if let Err(e) = mount(Some(&dev), &dir, Some(fstype), flags, None::<&str>) {
+        let _ = std::fs::remove_dir(&dir);
+        bail!("mounting {} ({fstype}, partition {number} of {}) {} on {}: {e}", dev.display(), d.describe(), if writable { "read-write" } else { "read-only" }, dir.display());
+    }
+    say(&format!("images: {} ({fstype}) mounted {} on {}", dev.display(), if writable { "read-write" } else { "read-only" }, dir.display()));
+    Ok(ImageMount { dir, disk: d })
+}
+
+/// Run a job with `operation = "save"` or `"restore"`: mount the image partition, save or
+/// restore, apply the boot policy (restore), unmount. Returns the JSON report.
+pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+    use crate::job::Operation;
+    let loc = job.image.as_ref().ok_or_else(|| anyhow::anyhow!("the job names no image"))?;
+    let disk = Selector::parse(&loc.disk)?;
+    let save = job.operation == Operation::Save;
+    let mnt = mount_image_partition(&disk, loc.partition, save && !dry_run, boot_partuuid)?;
+    let path = mnt.dir.join(&loc.path);
+    if save {
+        say(&format!("job: save {} -> {} partition {}: {}", job.source, loc.disk, loc.partition, loc.path));
+        let mut options = SaveOptions { base: loc.base.as_ref().map(|b| mnt.dir.join(b)), ..Default::default() };
+        if let Some(b) = &options.base {
+            options.chunk_bytes = Image::open(b)?.manifest.chunk_bytes;
+        }
+        let req = SaveRequest { source: Selector::parse(&job.source)?, to: path, partitions: None, options, dry_run };
+        return Ok(serde_json::to_string(&run_save(&req)?)?);
+    }
+    say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));
+    let mut req = RestoreRequest::new(path, Selector::parse(&job.target)?);
+    req.protect = job.protect_selectors();
+    req.protect.push(disk);
+    req.verify = job.verify;
+    req.confirm = Confirm::Yes;
+    req.dry_run = dry_run;
+    req.policy = match job.policy {
+        None => RestorePolicy::Auto,
+        Some(_) => RestorePolicy::Plan(job.migrate_policy()?),
+    };
+    req.include = job.include.clone();
+    req.boot_entry = job.boot_entry();
+    req.efivars = efivars.to_path_buf();
+    req.boot_partuuid = boot_partuuid.map(str::to_string);
+    let r = run_restore(&req);
+    drop(mnt);
+    Ok(serde_json::to_string(&r?)?)
 }

@@ -42,6 +42,43 @@ pub enum Operation {
     Clone,
     /// Chosen partitions onto a smaller or larger disk, resized (`policy`).
     Migrate,
+    /// The source disk's used blocks into an image directory (`image`).
+    Save,
+    /// An image directory (`image`) onto the target, as saved or resized (`policy`).
+    Restore,
+}
+
+/// Where an image lives: a directory on a partition of a disk chosen by selector. The
+/// partition is mounted read-write for `save`, read-only for `restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLocation {
+    /// Selector of the disk holding the images.
+    pub disk: String,
+    /// Partition number on it.
+    pub partition: u32,
+    /// The image directory, relative to the partition's root.
+    pub path: String,
+    /// Save: an earlier image on the same partition to save against (incremental).
+    pub base: Option<String>,
+}
+
+impl ImageLocation {
+    fn check(&self) -> Result<()> {
+        Selector::parse(&self.disk).context("image.disk selector")?;
+        if self.disk.starts_with('/') {
+            bail!("image.disk: job files name disks by stable selectors, not device paths");
+        }
+        for (k, v) in [("image.path", Some(&self.path)), ("image.base", self.base.as_ref())] {
+            if let Some(v) = v {
+                sysclone_imagefile::source::check_relative(v).with_context(|| format!("{k} is relative to the partition's root"))?;
+                if v.split('/').any(|c| c == "..") {
+                    bail!("{k} {v:?} must stay inside the partition (no ..)");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How a migration sizes partitions.
@@ -71,7 +108,9 @@ pub struct Job {
     pub operation: Operation,
     #[serde(default = "default_mode")]
     pub mode: Mode,
-    /// Source disk selector (stable: serial=, wwn=, by-id=, model=, role=system …).
+    /// Source disk selector (stable: serial=, wwn=, by-id=, model=, role=system …); not
+    /// for restore (the image is the source).
+    #[serde(default)]
     pub source: String,
     /// Target disk selector.
     #[serde(default)]
@@ -105,6 +144,8 @@ pub struct Job {
     pub identities: Option<IdentityKind>,
     /// POST the result (JSON: result, error, machine, report, log) here when the job ends.
     pub report_url: Option<String>,
+    /// Save and restore: where the image directory is.
+    pub image: Option<ImageLocation>,
     #[serde(default = "default_on_success")]
     pub on_success: After,
     #[serde(default = "default_on_failure")]
@@ -171,6 +212,12 @@ impl Job {
     }
 
     fn check(&self) -> Result<()> {
+        if matches!(self.operation, Operation::Save | Operation::Restore) {
+            return self.check_imaging();
+        }
+        if self.image.is_some() {
+            bail!("image belongs to operation = \"save\" or \"restore\"");
+        }
         let migrate_keys = self.policy.is_some() || self.grow_partition.is_some() || !self.sizes.is_empty() || self.include.is_some() || !self.exclude.is_empty() || self.identities.is_some();
         if self.operation == Operation::Clone && migrate_keys {
             bail!("policy, grow_partition, sizes, include, exclude and identities belong to operation = \"migrate\"");
@@ -226,6 +273,54 @@ impl Job {
         Ok(())
     }
 
+    /// Save and restore: an image location, the disk on one side only, sizing keys for
+    /// restores only.
+    fn check_imaging(&self) -> Result<()> {
+        let Some(image) = &self.image else { bail!("operation = {:?} needs image = {{ disk = \"serial=…\", partition = N, path = \"images/…\" }}", self.operation) };
+        image.check()?;
+        if self.mode != Mode::Exact {
+            bail!("mode applies to clones; save and restore always take used blocks");
+        }
+        if !self.targets.is_empty() || !self.exclude.is_empty() || self.identities.is_some() {
+            bail!("targets, exclude and identities do not apply to save and restore");
+        }
+        let disk = match self.operation {
+            Operation::Save => {
+                let sizing = self.policy.is_some() || self.grow_partition.is_some() || !self.sizes.is_empty() || self.include.is_some() || self.verify;
+                if !self.target.is_empty() || sizing || self.boot_entry_key.is_some() {
+                    bail!("a save reads `source` into `image`; target, policy, grow_partition, sizes, include, verify and boot_entry belong to restore");
+                }
+                &self.source
+            }
+            _ => {
+                if !self.source.is_empty() || image.base.is_some() {
+                    bail!("a restore writes `image` onto `target`; source and image.base belong to save");
+                }
+                if self.policy.is_some() {
+                    self.migrate_policy()?;
+                }
+                if !self.sizes.is_empty() && self.policy != Some(PolicyKind::Explicit) {
+                    bail!("sizes need policy = \"explicit\"");
+                }
+                &self.target
+            }
+        };
+        if disk.is_empty() {
+            bail!("missing {}", if self.operation == Operation::Save { "source" } else { "target" });
+        }
+        let sel = Selector::parse(disk)?;
+        if disk.starts_with('/') {
+            bail!("job files name disks by stable selectors (serial=, wwn=, by-id=, model=, size=, role=), not device paths, which change between boots");
+        }
+        if sel == Selector::parse(&image.disk)? {
+            bail!("the image's disk and the {} are the same selector ({disk}); images live on another disk", if self.operation == Operation::Save { "source" } else { "target" });
+        }
+        for p in &self.protect {
+            Selector::parse(p).context("protect selector")?;
+        }
+        Ok(())
+    }
+
     pub fn protect_selectors(&self) -> Vec<Selector> {
         self.protect.iter().filter_map(|p| Selector::parse(p).ok()).collect()
     }
@@ -234,6 +329,9 @@ impl Job {
 /// Run `job` (or with `dry_run`, plan it and say what it would do): the same path for the
 /// rescue image and `sysclone job check --plan`. Returns the JSON report.
 pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+    if matches!(job.operation, Operation::Save | Operation::Restore) {
+        return crate::imaging::run_job(job, efivars, boot_partuuid, dry_run);
+    }
     let (source, targets) = job.selectors()?;
     let confirm = crate::run::Confirm::Yes;
     if job.operation == Operation::Migrate {
@@ -310,6 +408,28 @@ mod tests {
         assert!(e.contains("belong to operation"), "{e}");
         let e = Job::parse("operation = \"migrate\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\nsizes = { \"2\" = \"10G\" }\n").unwrap_err().to_string();
         assert!(e.contains("explicit"), "{e}");
+    }
+
+    #[test]
+    fn save_and_restore_jobs() {
+        let img = "image = { disk = \"serial=BACKUP\", partition = 1, path = \"images/monday\" }\n";
+        let j = Job::parse(&format!("operation = \"restore\"\ntarget = \"serial=B\"\npolicy = \"grow\"\n{img}")).unwrap();
+        assert_eq!(j.image.as_ref().unwrap().path, "images/monday");
+        assert_eq!(j.boot_entry(), BootEntry::First);
+        Job::parse(&format!("operation = \"save\"\nsource = \"serial=A\"\n{img}")).unwrap();
+        for (bad, why) in [
+            ("operation = \"save\"\nsource = \"serial=A\"\n".to_string(), "needs image"),
+            (format!("operation = \"save\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n{img}"), "belong to restore"),
+            (format!("operation = \"restore\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n{img}"), "belong to save"),
+            (format!("operation = \"restore\"\ntarget = \"serial=BACKUP\"\n{img}"), "the same selector"),
+            (format!("operation = \"restore\"\n{img}"), "missing target"),
+            ("operation = \"restore\"\ntarget = \"serial=B\"\nimage = { disk = \"serial=C\", partition = 1, path = \"../x\" }\n".to_string(), "inside the partition"),
+            ("operation = \"restore\"\ntarget = \"serial=B\"\nimage = { disk = \"serial=C\", partition = 1, path = \"/x\" }\n".to_string(), "relative"),
+            (format!("operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n{img}"), "belongs to operation"),
+        ] {
+            let e = format!("{:#}", Job::parse(&bad).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

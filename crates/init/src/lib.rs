@@ -9,6 +9,7 @@ pub mod job;
 pub mod kmod;
 pub mod migrate;
 pub mod pid1;
+pub mod restore;
 pub mod run;
 pub mod state;
 pub mod supervise;

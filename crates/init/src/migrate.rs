@@ -288,7 +288,7 @@ pub fn execute_migration(
             say(&format!("partition {}: {} unreadable range(s) written as zeros", sp.number, stats.bad.len()));
         }
         let resize = match tp.action {
-            FsAction::Grow | FsAction::Shrink if tp.size != sp.size => Some(resize_on_target(tp.action, &fs, sp, tp, src, tgt, plan.target_sector)?),
+            FsAction::Grow | FsAction::Shrink if tp.size != sp.size => Some(resize_on_target(tp.action, &fs, sp, tp, &|| Ok(Box::new(src.try_clone()?)), tgt, plan.target_sector)?),
             _ => None,
         };
         say(&format!(
@@ -407,13 +407,22 @@ fn rebuild_fat(src: &File, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::mi
 
 /// Resize one partition's filesystem on the target: grow in place on a loop device over the
 /// target partition; shrink on a loop device over the overlay (target below the new end,
-/// source above it, read-only).
-fn resize_on_target(action: FsAction, fs: &str, sp: &SourcePart, tp: &sysclone_layout::migrate::TargetPart, src: &File, tgt: &File, sector: u32) -> Result<String> {
+/// source above it, read-only). `base` opens the source for reading at source-disk offsets
+/// (the source disk, or a saved image decompressed on demand).
+pub(crate) fn resize_on_target(
+    action: FsAction,
+    fs: &str,
+    sp: &SourcePart,
+    tp: &sysclone_layout::migrate::TargetPart,
+    base: &dyn Fn() -> Result<Box<dyn sysclone_overlay::BaseRead>>,
+    tgt: &File,
+    sector: u32,
+) -> Result<String> {
     use sysclone_disk::sys::{loop_attach, loop_detach};
     if action == FsAction::Shrink && tp.size < sp.size && fs != "swap" {
         let mnt = PathBuf::from(format!("/run/sysclone-overlay-{}", tp.number));
         let ov = sysclone_overlay::Overlay::mount(
-            sysclone_overlay::Layers { base: src.try_clone()?, base_off: sp.start, head: tgt.try_clone()?, head_off: tp.start, head_len: tp.size, size: sp.size },
+            sysclone_overlay::Layers { base: base()?, base_off: sp.start, head: tgt.try_clone()?, head_off: tp.start, head_len: tp.size, size: sp.size },
             &mnt,
         )?;
         let file = File::options().read(true).write(true).open(ov.file())?;

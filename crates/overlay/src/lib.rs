@@ -31,10 +31,23 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 const PAGE: u64 = 4096;
 
+/// The read-only lower layer: a source partition on a disk, or one inside a saved image
+/// (decompressed on demand).
+pub trait BaseRead: Send {
+    /// Fill `buf` with the bytes at `off`.
+    fn read_base(&mut self, buf: &mut [u8], off: u64) -> std::io::Result<()>;
+}
+
+impl BaseRead for File {
+    fn read_base(&mut self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        self.read_exact_at(buf, off)
+    }
+}
+
 /// Where each byte of the virtual file comes from.
 pub struct Layers {
     /// The source, read-only: virtual offset `o` is `base_off + o` here.
-    pub base: File,
+    pub base: Box<dyn BaseRead>,
     pub base_off: u64,
     /// The target: virtual `[0, head_len)` is `head_off + o` here.
     pub head: File,
@@ -78,7 +91,7 @@ impl State {
                 match self.mem.get(&page) {
                     Some(p) => rest[..n].copy_from_slice(&p[in_page..in_page + n]),
                     None => {
-                        self.layers.base.read_exact_at(&mut rest[..n], self.layers.base_off + o)?;
+                        self.layers.base.read_base(&mut rest[..n], self.layers.base_off + o)?;
                         self.stats.bytes_read_base += n as u64;
                     }
                 }
@@ -106,7 +119,7 @@ impl State {
                     let mut p = vec![0u8; PAGE as usize];
                     let start = page * PAGE;
                     let len = PAGE.min(self.layers.size - start) as usize;
-                    self.layers.base.read_exact_at(&mut p[..len], self.layers.base_off + start)?;
+                    self.layers.base.read_base(&mut p[..len], self.layers.base_off + start)?;
                     self.mem.insert(page, p);
                     self.stats.bytes_in_memory += PAGE;
                 }

@@ -58,7 +58,7 @@ fn ext4_shrinks_onto_a_smaller_target_without_writing_the_source() {
     }
 
     let ov = Overlay::mount(
-        Layers { base: File::open(&src).unwrap(), base_off: 0, head: tgtf.try_clone().unwrap(), head_off: 0, head_len: new_size, size: 160 << 20 },
+        Layers { base: Box::new(File::open(&src).unwrap()), base_off: 0, head: tgtf.try_clone().unwrap(), head_off: 0, head_len: new_size, size: 160 << 20 },
         &t.path().join("overlay"),
     )
     .unwrap();

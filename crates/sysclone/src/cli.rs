@@ -138,15 +138,8 @@ pub struct MigrateConfig {
     /// How partitions are sized on the target
     #[arg(long, value_enum, default_value = "grow")]
     pub policy: PolicyArg,
-    /// With --policy grow: the partition number that takes the difference
-    #[arg(long)]
-    pub grow_part: Option<u32>,
-    /// With --policy explicit: partition size, e.g. 2=20G (repeatable)
-    #[arg(long = "size", value_name = "N=SIZE")]
-    pub sizes: Vec<String>,
-    /// Only these source partitions (comma-separated numbers)
-    #[arg(long, value_delimiter = ',')]
-    pub only: Option<Vec<u32>>,
+    #[command(flatten)]
+    pub sizing: SizingArgs,
     /// Leave out these source partitions (comma-separated numbers)
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<u32>,
@@ -214,6 +207,14 @@ pub struct SaveConfig {
     /// Largest data file (e.g. 700M); the default stays under FAT32's 4 GiB file limit
     #[arg(long, default_value = "4000000000")]
     pub split_size: String,
+    /// An earlier image of this disk: chunks it holds are referenced, not stored again (it
+    /// must stay where it is, relative to the new image, to restore the new one)
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Largest chunk (4K to 64M; default 4M, or the base image's): chunks are cut on a fixed
+    /// grid of this size, so smaller chunks make later incremental images smaller
+    #[arg(long)]
+    pub chunk_size: Option<String>,
     /// Show the plan, write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -233,11 +234,52 @@ pub struct RestoreConfig {
     /// Disks never to write (selector; repeatable)
     #[arg(long)]
     pub protect: Vec<String>,
-    /// Read the target back afterwards and compare with the image's hashes
+    /// Read the target back afterwards and compare with the image's hashes (exact restores)
     #[arg(long)]
     pub verify: bool,
+    /// Layout on the target: exact (as saved), or through the migration planner like
+    /// `migrate` (keep, grow, proportional, explicit). Default: exact when the target holds
+    /// the image, else grow
+    #[arg(long, value_enum)]
+    pub policy: Option<RestorePolicyArg>,
+    #[command(flatten)]
+    pub sizing: SizingArgs,
+    /// Boot entries for the target (EFI post-clone policy)
+    #[arg(long, value_enum, default_value = "none")]
+    pub boot_policy: BootPolicyArg,
+    /// efivarfs directory
+    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
+    pub efivars: PathBuf,
     #[command(flatten)]
     pub flags: WriteFlags,
+}
+
+/// How the migration planner sizes partitions, beyond the policy's name.
+#[derive(Args, Debug)]
+pub struct SizingArgs {
+    /// With --policy grow: the partition number that takes the difference
+    #[arg(long)]
+    pub grow_part: Option<u32>,
+    /// With --policy explicit: partition size, e.g. 2=20G (repeatable)
+    #[arg(long = "size", value_name = "N=SIZE")]
+    pub sizes: Vec<String>,
+    /// Only these partitions of the source (comma-separated numbers)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<u32>>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RestorePolicyArg {
+    /// Byte for byte as saved (the target must hold every partition)
+    Exact,
+    /// Same offsets and sizes, through the planner
+    Keep,
+    /// One partition (--grow-part, or the last data partition) takes the difference
+    Grow,
+    /// Every resizable partition scaled by target/image disk size
+    Proportional,
+    /// Sizes given with --size N=SIZE; others keep theirs
+    Explicit,
 }
 
 /// What every writing command asks.
@@ -348,14 +390,18 @@ impl From<BootPolicyArg> for BootEntry {
     }
 }
 
-fn migrate(c: MigrateConfig) -> Result<()> {
+/// A planner policy from `--policy`, `--grow-part` and `--size`.
+fn planner_policy(policy: PolicyArg, grow_part: Option<u32>, sizes: &[String]) -> Result<sysclone_layout::migrate::Policy> {
     use sysclone_layout::migrate::Policy;
-    let policy = match c.policy {
+    if !sizes.is_empty() && !matches!(policy, PolicyArg::Explicit) {
+        anyhow::bail!("--size needs --policy explicit");
+    }
+    Ok(match policy {
         PolicyArg::Keep => Policy::Keep,
-        PolicyArg::Grow => Policy::Grow { part: c.grow_part },
+        PolicyArg::Grow => Policy::Grow { part: grow_part },
         PolicyArg::Proportional => Policy::Proportional,
         PolicyArg::Explicit => Policy::Explicit(
-            c.sizes
+            sizes
                 .iter()
                 .map(|s| {
                     let (n, size) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("--size {s:?}: expected N=SIZE, e.g. 2=20G"))?;
@@ -363,16 +409,17 @@ fn migrate(c: MigrateConfig) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?,
         ),
-    };
-    if !c.sizes.is_empty() && !matches!(c.policy, PolicyArg::Explicit) {
-        anyhow::bail!("--size needs --policy explicit");
-    }
+    })
+}
+
+fn migrate(c: MigrateConfig) -> Result<()> {
+    let policy = planner_policy(c.policy, c.sizing.grow_part, &c.sizing.sizes)?;
     let opts = sysclone_init::migrate::MigrateOptions {
         source: Selector::parse(&c.source)?,
         target: Selector::parse(&c.target)?,
         protect: Vec::new(),
         policy,
-        include: c.only,
+        include: c.sizing.only,
         exclude: c.exclude,
         new_identities: c.new_identities,
         boot_entry: c.boot_policy.into(),
@@ -390,11 +437,17 @@ fn migrate(c: MigrateConfig) -> Result<()> {
 }
 
 fn save(c: SaveConfig) -> Result<()> {
+    // An incremental image must cut chunks on its base's grid, or nothing matches.
+    let chunk_bytes = match (&c.chunk_size, &c.base) {
+        (Some(s), _) => sysclone_disk::parse_size(s)?,
+        (None, Some(b)) => sysclone_imagefile::Image::open(b)?.manifest.chunk_bytes,
+        (None, None) => sysclone_imagefile::SaveOptions::default().chunk_bytes,
+    };
     let req = sysclone_init::imaging::SaveRequest {
         source: Selector::parse(&c.source)?,
         to: c.to,
         partitions: c.partitions,
-        options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, ..Default::default() },
+        options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
     };
     if let (Some(r), true) = (sysclone_init::imaging::run_save(&req)?, c.json) {
@@ -404,15 +457,26 @@ fn save(c: SaveConfig) -> Result<()> {
 }
 
 fn restore(c: RestoreConfig) -> Result<()> {
-    let req = sysclone_init::imaging::RestoreRequest {
-        from: c.from,
-        target: Selector::parse(&c.target)?,
-        protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
-        threads: sysclone_imagefile::pool::default_threads(),
-        verify: c.verify,
-        confirm: if c.flags.yes { Confirm::Yes } else { Confirm::Ask },
-        dry_run: c.flags.dry_run,
+    use sysclone_init::imaging::RestorePolicy;
+    let planned = |p| planner_policy(p, c.sizing.grow_part, &c.sizing.sizes).map(RestorePolicy::Plan);
+    let policy = match c.policy {
+        None | Some(RestorePolicyArg::Exact) if !c.sizing.sizes.is_empty() || c.sizing.grow_part.is_some() => anyhow::bail!("--size and --grow-part need --policy explicit or grow"),
+        None => RestorePolicy::Auto,
+        Some(RestorePolicyArg::Exact) => RestorePolicy::Exact,
+        Some(RestorePolicyArg::Keep) => planned(PolicyArg::Keep)?,
+        Some(RestorePolicyArg::Grow) => planned(PolicyArg::Grow)?,
+        Some(RestorePolicyArg::Proportional) => planned(PolicyArg::Proportional)?,
+        Some(RestorePolicyArg::Explicit) => planned(PolicyArg::Explicit)?,
     };
+    let mut req = sysclone_init::imaging::RestoreRequest::new(c.from, Selector::parse(&c.target)?);
+    req.protect = c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?;
+    req.verify = c.verify;
+    req.confirm = if c.flags.yes { Confirm::Yes } else { Confirm::Ask };
+    req.dry_run = c.flags.dry_run;
+    req.policy = policy;
+    req.include = c.sizing.only;
+    req.boot_entry = c.boot_policy.into();
+    req.efivars = c.efivars;
     if let (Some(r), true) = (sysclone_init::imaging::run_restore(&req)?, c.flags.json) {
         println!("{}", serde_json::to_string(&r)?);
     }
@@ -423,9 +487,14 @@ fn job_check(file: PathBuf, plan: bool) -> Result<()> {
     let job = Job::load(&file)?;
     println!("{}: ok", file.display());
     println!("  operation: {:?} ({:?})", job.operation, job.mode);
-    println!("  source:    {}", job.source);
-    for t in job.target_list() {
+    if !job.source.is_empty() {
+        println!("  source:    {}", job.source);
+    }
+    for t in job.target_list().iter().filter(|t| !t.is_empty()) {
         println!("  target:    {t}");
+    }
+    if let Some(i) = &job.image {
+        println!("  image:     {} partition {}: {}{}", i.disk, i.partition, i.path, i.base.as_deref().map(|b| format!(" (base {b})")).unwrap_or_default());
     }
     for p in &job.protect {
         println!("  protect:   {p}");

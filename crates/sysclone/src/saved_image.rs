@@ -37,6 +37,10 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
             o.insert("chunk_count".into(), img.manifest.chunks.len().into());
             o.insert("stored_bytes".into(), img.manifest.stored_bytes().into());
             o.insert("compressed_bytes".into(), img.manifest.compressed_bytes().into());
+            o.insert("own_compressed_bytes".into(), img.manifest.own_compressed_bytes().into());
+            o.insert("shared_bytes".into(), img.manifest.chunks.iter().filter(|c| c.base.is_some()).map(|c| c.len).sum::<u64>().into());
+            o.insert("shared_chunks".into(), img.manifest.chunks.iter().filter(|c| c.base.is_some()).count().into());
+            o.insert("bases_usable".into(), img.bases.iter().map(|b| b.is_ok()).collect::<Vec<_>>().into());
             o.insert("min_target_bytes".into(), img.manifest.min_target_bytes().into());
             o.insert("manifest_checksum_ok".into(), img.manifest_sum_ok.into());
         }

@@ -260,14 +260,15 @@ fn altered_manifest_is_refused() {
 #[test]
 fn too_small_target_is_refused_by_the_guard() {
     let f = fixture();
-    let t = target("small-target.img", 200 << 20);
+    // Not even the planner can fit it: the ESP alone is 40 MiB.
+    let t = target("small-target.img", 48 << 20);
     let before = sysclone_testutil::sha256(&t);
     let l = Loop::new(&t, 512);
     let out = sysclone(&["restore", "--from", f.image.to_str().unwrap(), "--target", &l.0, "--yes"]);
     drop(l);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("refusing to write") && err.contains("the image needs"), "{err}");
+    assert!(err.contains("refusing to write") && err.contains("the image does not fit") && err.contains("minimum target size"), "{err}");
     assert_eq!(sysclone_testutil::sha256(&t), before);
     assert!(has_primary_gpt(&t));
     fs::remove_file(&t).unwrap();
@@ -340,4 +341,54 @@ fn save_refuses_the_disk_it_saves_and_dry_run_writes_nothing() {
     assert!(!out.status.success() && err.contains("the disk being saved"), "{err}");
     let err = String::from_utf8_lossy(&rel.stderr);
     assert!(!rel.status.success() && err.contains("the disk being saved"), "{err}");
+}
+
+/// The target's layout: (start, size) in bytes of partitions 1–4, as the kernel sees them.
+fn table_of(tgt: &Loop) -> Vec<(u64, u64)> {
+    let sys = |n: u32, what: &str| -> u64 {
+        let name = tgt.part(n).trim_start_matches("/dev/").to_string();
+        fs::read_to_string(format!("/sys/class/block/{name}/{what}")).unwrap().trim().parse::<u64>().unwrap() * 512
+    };
+    (1..=4).map(|n| (sys(n, "start"), sys(n, "size"))).collect()
+}
+
+fn check_restored(f: &Fixture, tgt: &Loop, name: &str) {
+    let src = Loop::with_args(&f.src_img, &["--read-only"]);
+    assert_multi_fs_copy(&src, tgt, &f.dir.join(name));
+}
+
+#[test]
+fn restore_onto_a_smaller_disk_shrinks_from_the_image() {
+    let f = fixture();
+    let t = target("smaller-target.img", 220 << 20);
+    let tgt = Loop::new(&t, 512);
+    let before = sysclone_testutil::sha256(&t);
+    let args = ["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--policy", "grow", "--grow-part", "2"];
+    let out = sysclone(&[&args[..], &["--dry-run"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("dry run: nothing written") && err.contains("can shrink to"), "{err}");
+    assert_eq!(sysclone_testutil::sha256(&t), before, "a dry run wrote");
+    let out = sysclone(&[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parts = rr["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 4, "{rr}");
+    assert!(parts[1]["resize"].as_str().unwrap().contains("shrunk"), "{rr}");
+    let layout = table_of(&tgt);
+    assert!(layout[1].1 < 100 << 20 && layout.iter().all(|p| p.0 + p.1 <= 220 << 20), "{layout:?}");
+    check_restored(f, &tgt, "smaller");
+}
+
+#[test]
+fn restore_onto_a_larger_disk_grows_with_the_grow_policy() {
+    let f = fixture();
+    let t = target("larger-target.img", 320 << 20);
+    let tgt = Loop::new(&t, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--policy", "grow", "--json"]);
+    assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layout = table_of(&tgt);
+    // The last data partition (NTFS) takes the new space; the others keep their size.
+    assert!(layout[2].1 > 120 << 20 && layout[1].1 == 100 << 20, "{layout:?} {rr}");
+    check_restored(f, &tgt, "larger");
 }

@@ -1,0 +1,141 @@
+//! Restoring a saved image onto a disk of another size through the migration planner.
+//!
+//! image manifest → planner source layout (`sysclone_imagefile::layout`; minimum filesystem
+//! sizes measured on the image itself when the target is smaller) → plan
+//! (`sysclone_layout::plan_migration`, the same policies as `migrate`) → show / confirm →
+//! each partition's chunks, hash-checked, written at the partition's new offset → filesystems
+//! grown in place, or shrunk through the copy-on-write overlay whose lower layer is the image
+//! (random access: chunk index + a few decompressed chunks) → new GPT, primary last.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, ensure, Context, Result};
+use sysclone_disk::human_bytes;
+use sysclone_imagefile::random::DiskReader;
+use sysclone_imagefile::Image;
+use sysclone_layout::migrate::{FsAction, MigratePlan, SourceLayout};
+
+use crate::console::{progress_printer, say};
+use crate::migrate::PartReport;
+
+/// The image's disk as the overlay's read-only lower layer.
+struct ImageBase(DiskReader);
+
+impl sysclone_overlay::BaseRead for ImageBase {
+    fn read_base(&mut self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        self.0.read_at(buf, off).map_err(|e| std::io::Error::other(format!("{e:#}")))
+    }
+}
+
+fn image_base(img: &Image) -> Result<Box<dyn sysclone_overlay::BaseRead>> {
+    Ok(Box::new(ImageBase(DiskReader::new(img.clone()))))
+}
+
+/// The smallest size each shrinkable filesystem of the image can take, measured by its own
+/// tool (`resize2fs -P`, `ntfsresize`, btrfs) on a read-only loop device over the image,
+/// decompressed on demand. Filesystems whose size cannot be measured keep `None`.
+pub fn measure_min_sizes(img: &Image, layout: &mut SourceLayout) {
+    use sysclone_disk::sys::{loop_attach, loop_detach, LO_FLAGS_READ_ONLY};
+    for p in layout.parts.iter_mut() {
+        let Some(fs) = p.fs.clone().filter(|k| matches!(k.as_str(), "ext2" | "ext3" | "ext4" | "ntfs" | "btrfs")) else { continue };
+        if img.manifest.partitions.iter().any(|q| q.number == p.number && q.stored == "none") {
+            continue;
+        }
+        let r = (|| -> Result<Option<u64>> {
+            let mnt = PathBuf::from(format!("/run/sysclone-image-part-{}-{}", std::process::id(), p.number));
+            // Nothing is written to the head (it is empty); it only has to be a file.
+            let head = File::from(nix::sys::memfd::memfd_create(c"sysclone-empty", nix::sys::memfd::MFdFlags::empty())?);
+            let ov = sysclone_overlay::Overlay::mount(sysclone_overlay::Layers { base: image_base(img)?, base_off: p.start, head, head_off: 0, head_len: 0, size: p.size }, &mnt)?;
+            let file = File::open(ov.file())?;
+            let n = loop_attach(file.as_fd(), 0, 0, layout.logical_sector, LO_FLAGS_READ_ONLY);
+            drop(file);
+            let r = n.and_then(|n| {
+                let r = sysclone_fs::min_size(Path::new(&format!("/dev/loop{n}")), &fs);
+                let _ = loop_detach(n);
+                r
+            });
+            ov.finish()?;
+            let _ = std::fs::remove_file(&mnt);
+            r
+        })();
+        match r {
+            Ok(Some(min)) => {
+                say(&format!("partition {}: {fs} can shrink to {} (measured on the image)", p.number, human_bytes(min)));
+                p.min_size = Some(min);
+                // As in migrate: with the overlay the filesystem may end where its tool says.
+                p.used_end = Some(min);
+            }
+            Ok(None) => {}
+            Err(e) => say(&format!("partition {}: could not measure how far {fs} shrinks ({e:#}); it keeps its used end", p.number)),
+        }
+    }
+}
+
+/// Write the image onto `tgt` as `plan` lays it out: clear the old table, the boot area,
+/// each partition's chunks at its new offset (each hash-checked before it is written), grow
+/// or shrink filesystems, then the new GPT (backup, primary, sector 0 with the image's boot
+/// code) last.
+pub fn execute(img: &Image, plan: &MigratePlan, layout: &SourceLayout, tgt: &File, target: &str, threads: usize) -> Result<Vec<PartReport>> {
+    let m = &img.manifest;
+    ensure!(plan.target_sector == plan.source_sector, "the target has {}-byte sectors, the image {}-byte ones; a restore does not convert sector sizes yet (migrate a restored disk instead)", plan.target_sector, plan.source_sector);
+    let tl = plan.target_sector as u64;
+    let zero = vec![0u8; tl as usize];
+    for off in [0, tl, plan.target_size - tl] {
+        tgt.write_all_at(&zero, off).with_context(|| format!("clearing the old partition table of {target} at byte {off}"))?;
+    }
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    // The boot area (between the table and the first partition) where it still fits.
+    let first = plan.parts.iter().map(|p| p.start).min().unwrap_or(plan.target_size);
+    let boot: Vec<usize> = m.chunks.iter().enumerate().filter(|(_, c)| c.partition.is_none() && c.offset + c.len <= first).map(|(i, _)| i).collect();
+    write_chunks(img, &boot, 0, u64::MAX, tgt, target, threads)?;
+    let mut reports = Vec::new();
+    for tp in &plan.parts {
+        let sp = layout.parts.iter().find(|p| p.number == tp.source_number).ok_or_else(|| anyhow!("plan names source partition {} which does not exist", tp.source_number))?;
+        let fs = tp.fs.clone().unwrap_or_else(|| "unknown".into());
+        // Chunks of this partition below its new end (a shrink brings the rest in later).
+        let limit = sp.start + tp.size.min(sp.size);
+        let which: Vec<usize> = m.chunks.iter().enumerate().filter(|(_, c)| c.partition == Some(sp.number) && c.offset < limit).map(|(i, _)| i).collect();
+        let shift = tp.start as i64 - sp.start as i64;
+        let written = write_chunks(img, &which, shift, limit, tgt, target, threads).with_context(|| format!("restoring partition {} ({fs}) to partition {} of {target}", sp.number, tp.number))?;
+        let resize = match tp.action {
+            FsAction::Grow | FsAction::Shrink if tp.size != sp.size => {
+                tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+                Some(crate::migrate::resize_on_target(tp.action, &fs, sp, tp, &|| image_base(img), tgt, plan.target_sector)?)
+            }
+            _ => None,
+        };
+        say(&format!("partition {} → {}: {fs}, {} restored{}", sp.number, tp.number, human_bytes(written), resize.as_deref().map(|r| format!(", {r}")).unwrap_or_default()));
+        reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: written, resize });
+    }
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    let mut gpt = plan.gpt_bytes()?;
+    // The image's boot code (BIOS loaders put their first stage in sector 0's first 440 bytes).
+    let head = m.head()?;
+    gpt.lba0[..440].copy_from_slice(&head[..440]);
+    let mut w = tgt.try_clone()?;
+    gpt.write_to(&mut w).with_context(|| format!("writing the partition table of {target}"))?;
+    tgt.sync_all().with_context(|| format!("flushing {target}"))?;
+    Ok(reports)
+}
+
+/// Write chunks `which` at their disk offset + `shift`, each cut at source offset `limit`.
+fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File, target: &str, threads: usize) -> Result<u64> {
+    let m = &img.manifest;
+    let total: u64 = which.iter().map(|&i| m.chunks[i].len).sum();
+    let mut done = 0u64;
+    let mut progress = progress_printer("restore");
+    img.for_each_chunk_of(which, threads, &mut |i, data| {
+        let c = &m.chunks[i];
+        let data = data.with_context(|| format!("stopped before writing it: {target} is incomplete and has no valid partition table"))?;
+        let n = (limit.min(c.offset + c.len) - c.offset) as usize;
+        let at = c.offset.checked_add_signed(shift).ok_or_else(|| anyhow!("chunk {i} would land before the start of {target}"))?;
+        tgt.write_all_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
+        done += c.len;
+        progress(done, total);
+        Ok(())
+    })?;
+    Ok(done)
+}

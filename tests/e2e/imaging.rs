@@ -1,0 +1,61 @@
+//! Saved images in the rescue image (issue 9): an image of the fixture system disk, saved on
+//! the host with `sysclone save` onto an ext4 partition of a second disk, is restored by a job
+//! onto a blank, smaller disk (through the migration planner: the root shrinks, read from the
+//! image), and the machine then boots the restored disk.
+
+use std::fs;
+
+use crate::qemu::{Disk, Machine};
+use crate::{field, line_with, run, Scene};
+
+#[test]
+fn restored_image_boots_on_a_smaller_disk() {
+    // The fixture's disk is 160 MiB; the blank target 128 MiB.
+    let Scene { a, work, src, tgt, stick } = Scene::new("rescue-restore", "128M");
+    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
+    let w = work.path();
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+    let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
+
+    // The image, saved on the host from a read-only loop device over the fixture.
+    let staging = w.join("staging");
+    let image = staging.join("images/fixture");
+    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
+    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", image.to_str().unwrap()]).output().unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+
+    // The images disk: GPT, one ext4 partition holding images/fixture (made by mkfs -d).
+    let images = w.join("images.img");
+    let part = w.join("images-part.img");
+    run("truncate", &["-s", "95M", part.to_str().unwrap()]);
+    run("mkfs.ext4", &["-q", "-F", "-L", "images", "-d", staging.to_str().unwrap(), part.to_str().unwrap()]);
+    run("truncate", &["-s", "97M", images.to_str().unwrap()]);
+    run("sgdisk", &["-n", "1:2048:+95M", "-t", "1:8300", images.to_str().unwrap()]);
+    run("dd", &[&format!("if={}", part.display()), &format!("of={}", images.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
+    let images_before = run("sha256sum", &[images.to_str().unwrap()]);
+
+    // Run 1: the rescue stick's job restores the image onto the blank disk and reboots.
+    let mut m = Machine::new(w, "restore1");
+    m.usb_boot(&stick);
+    m.disk(Disk::virtio(&images, "IMAGES1"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    let log = m.run(900);
+    assert!(log.contains("SYSCLONE-RESULT ok"), "the restore job did not succeed:\n{log}");
+    assert!(log.contains("mounted read-only"), "{log}");
+    assert!(log.contains("migration planner") && log.contains("shrunk"), "no shrink through the planner:\n{log}");
+    assert!(log.contains("rebooting"), "{log}");
+    assert_eq!(run("sha256sum", &[images.to_str().unwrap()]), images_before, "the images disk changed");
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "sgdisk -v on the restored disk:\n{v}");
+
+    // Run 2, the reboot: only the restored disk, same firmware store.
+    let mut m2 = Machine::with_vars(w, "restore2", &m.vars);
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
+    let log2 = m2.run(600);
+    let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
+    assert_eq!(field(check, "partuuid"), esp_uuid, "{check}");
+    assert_eq!(field(check, "serial"), "TGT1", "{check}");
+    assert_eq!(field(check, "fstab"), "own", "{check}");
+    assert_eq!(field(check, "root-sha256"), expect_root, "root content of the restored disk:\n{check}");
+}
