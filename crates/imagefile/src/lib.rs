@@ -15,6 +15,7 @@
 //! CPU's SHA extensions — faster than zstd decompression is the limit on restore anyway — and
 //! anyone can check a chunk with `zstd -d | sha256sum` on any rescue system.
 
+pub mod http_source;
 pub mod layout;
 pub mod manifest;
 pub mod pool;

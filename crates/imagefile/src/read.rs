@@ -48,10 +48,19 @@ pub struct Image {
     pub bases: Vec<Result<Arc<dyn Source>, String>>,
 }
 
+/// A local directory, or an `http(s)://` URL (the client trusts `SYSCLONE_CA` besides the
+/// usual roots, see `sysclone_net::Client::from_env`).
+pub fn source_for(location: &Path) -> Result<Arc<dyn Source>> {
+    match location.to_str().filter(|s| sysclone_net::is_url(s)) {
+        Some(url) => Ok(crate::http_source::HttpSource::new(url, sysclone_net::Client::from_env()?)),
+        None => Ok(DirSource::new(location)),
+    }
+}
+
 impl Image {
     /// Open an image in a local directory, refusing a changed manifest or an unusable base.
     pub fn open(dir: &Path) -> Result<Image> {
-        Self::open_from(DirSource::new(dir))
+        Self::open_from(source_for(dir)?)
     }
 
     /// Open an image for reading. Unlike [`Image::open_lenient`], a manifest whose checksum
@@ -75,7 +84,7 @@ impl Image {
 
     /// Open an image in a local directory, noting (not refusing) a checksum mismatch.
     pub fn open_lenient(dir: &Path) -> Result<Image> {
-        Self::open_lenient_from(DirSource::new(dir))
+        Self::open_lenient_from(source_for(dir)?)
     }
 
     /// Open an image, noting (not refusing) a checksum mismatch of the manifest and bases

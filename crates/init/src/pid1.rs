@@ -85,7 +85,11 @@ fn network(c: &Cmdline) -> Result<sysclone_net::Up> {
     let up = sysclone_net::bring_up(&cfg, Duration::from_secs(10), Duration::from_secs(30))?;
     say(&format!("network: {up}"));
     let ca = match c.get("sysclone.ca") {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading the lab CA {p} (sysclone.ca=)"))?),
+        Some(p) => {
+            // Images opened by URL make their own client from it.
+            std::env::set_var("SYSCLONE_CA", p);
+            Some(std::fs::read(p).with_context(|| format!("reading the lab CA {p} (sysclone.ca=)"))?)
+        }
         None => None,
     };
     let client = sysclone_net::Client::new(ca.as_deref(), Some(Path::new(sysclone_net::http::CA_BUNDLE)))?;

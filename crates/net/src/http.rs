@@ -66,6 +66,18 @@ impl Client {
         Ok(Client { agent: config.into(), attempts: 4, lab_ca: lab_ca.is_some() })
     }
 
+    /// A client trusting the lab CA named by the `SYSCLONE_CA` environment variable (a PEM
+    /// file; the rescue system sets it from `sysclone.ca=`), if any, besides the CA bundle.
+    pub fn from_env() -> Result<Client> {
+        match std::env::var_os("SYSCLONE_CA") {
+            Some(p) => {
+                let pem = std::fs::read(&p).with_context(|| format!("reading the lab CA {} (SYSCLONE_CA)", p.to_string_lossy()))?;
+                Client::new(Some(&pem), Some(std::path::Path::new(CA_BUNDLE)))
+            }
+            None => Client::new(None, None),
+        }
+    }
+
     /// How many times a connection failure is tried (default 4).
     pub fn attempts(mut self, n: u32) -> Client {
         self.attempts = n.max(1);
@@ -115,6 +127,25 @@ impl Client {
                 Some(n) if n != body.len() as u64 => Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the body ended after {} of {n} bytes", body.len())))),
                 _ => Ok(body),
             }
+        })
+    }
+
+    /// Like [`Client::get`], but a 404 is `None`.
+    pub fn get_opt(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.agent.head(url).call() {
+            Err(ureq::Error::StatusCode(404)) => Ok(None),
+            _ => self.get(url, limit).map(Some),
+        }
+    }
+
+    /// The size of `url` (HEAD, Content-Length).
+    pub fn size(&self, url: &str) -> Result<u64> {
+        self.with_retries(&format!("HEAD {url}"), || {
+            let r = self.agent.head(url).call()?;
+            r.headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .ok_or_else(|| ureq::Error::Other("the server gave no Content-Length".into()))
         })
     }
 

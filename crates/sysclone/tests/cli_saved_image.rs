@@ -392,3 +392,67 @@ fn restore_onto_a_larger_disk_grows_with_the_grow_policy() {
     assert!(layout[2].1 > 120 << 20 && layout[1].1 == 100 << 20, "{layout:?} {rr}");
     check_restored(f, &tgt, "larger");
 }
+
+/// A TCP proxy to `upstream` that cuts each of the first `cuts` connections after it relayed
+/// `after` bytes of response: a network that drops. Returns its port and the cut count.
+fn dropping_proxy(upstream: u16, cuts: usize, after: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done2 = done.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(mut client) = client else { break };
+            let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            let cut = done2.load(Ordering::SeqCst) < cuts;
+            let done3 = done2.clone();
+            std::thread::spawn(move || {
+                let mut relayed = 0;
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = server.read(&mut buf) {
+                    if n == 0 || client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    relayed += n;
+                    if cut && relayed >= after {
+                        done3.fetch_add(1, Ordering::SeqCst);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = server.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, done)
+}
+
+/// Restore from nginx over HTTP through a connection that drops twice: the chunk being
+/// fetched is asked for again on a new connection, the restore completes, and the result is
+/// the same as from the directory.
+#[test]
+fn restore_over_http_resumes_after_dropped_connections() {
+    let f = fixture();
+    let n = sysclone_testutil::Nginx::start();
+    run("cp", &["-r", f.image.to_str().unwrap(), n.www().join("img").to_str().unwrap()]);
+    let (port, cuts) = dropping_proxy(n.http, 2, 3 << 20);
+    let t = target("http-target.img", 300 << 20);
+    let tgt = Loop::new(&t, 512);
+    let url = format!("http://127.0.0.1:{port}/img/");
+    let out = sysclone(&["--progress", "none", "restore", "--from", &url, "--target", &tgt.0, "--yes", "--verify"]);
+    assert!(out.status.success(), "restore over HTTP failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cuts.load(std::sync::atomic::Ordering::SeqCst), 2, "the proxy should have cut two connections");
+    check_restored(f, &tgt, "http");
+    // A URL with nothing there is a clear error.
+    let out = sysclone(&["--progress", "none", "restore", "--from", &format!("http://127.0.0.1:{}/nothing/", n.http), "--target", &tgt.0, "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nothing"), "{err}");
+}
