@@ -34,6 +34,9 @@ pub struct RestorePlan {
     /// Byte ranges zeroed for partitions the image left out.
     pub zero: Vec<(u64, u64)>,
     pub write_bytes: u64,
+    /// Delta restore: read the target first and fetch only the chunks whose bytes it does not
+    /// already hold at their place (re-imaging a disk that drifted a little).
+    pub delta: bool,
 }
 
 /// Plan a restore of `img` onto a target of `target_bytes` with `sector`-byte sectors, or
@@ -58,7 +61,7 @@ pub fn plan_restore(img: &Image, target_bytes: u64, sector: u32) -> Result<Resto
         None
     };
     let zero = m.partitions.iter().filter(|p| p.stored == "none").map(|p| (p.start, p.size.min(1 << 20))).collect();
-    Ok(RestorePlan { target_bytes, logical_sector: sector, head, gpt, zero, write_bytes: m.stored_bytes() })
+    Ok(RestorePlan { target_bytes, logical_sector: sector, head, gpt, zero, write_bytes: m.stored_bytes(), delta: false })
 }
 
 impl RestorePlan {
@@ -117,15 +120,42 @@ pub struct RestoreReport {
     pub verified: Option<bool>,
     /// Disk offsets of chunks (or the table) that read back differently.
     pub mismatches: Vec<u64>,
+    /// Delta restore: bytes the target already held (not fetched, not written).
+    pub bytes_already_there: u64,
+    /// Bytes of chunks fetched from the image (before decompression: `bytes_written`).
+    pub bytes_fetched: u64,
+}
+
+/// Which chunks the target already holds, byte for byte, at their place (by SHA-256 of what
+/// is there). Chunks touching the sectors a restore clears first are always fetched.
+fn chunks_already_there(img: &Image, plan: &RestorePlan, tgt: &File, target: &str) -> Result<Vec<bool>> {
+    let m = &img.manifest;
+    let lbs = plan.logical_sector as u64;
+    let direct = sysclone_copy::reopen_direct(tgt, false);
+    let f = direct.as_ref().unwrap_or(tgt);
+    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes as usize);
+    let mut have = Vec::with_capacity(m.chunks.len());
+    for c in &m.chunks {
+        let end = c.offset + c.len;
+        let cleared = c.offset < 2 * lbs || end > plan.target_bytes - lbs;
+        if cleared || end > plan.target_bytes || c.len > m.chunk_bytes {
+            have.push(false);
+            continue;
+        }
+        buf.set_len(c.len as usize);
+        f.read_exact_at(&mut buf, c.offset).with_context(|| format!("reading {} bytes at {} of {target} (delta)", c.len, c.offset))?;
+        have.push(sha256_hex(&buf) == c.sha256);
+    }
+    Ok(have)
 }
 
 /// Write every chunk of `img` to `tgt`; each chunk's hash is checked before it is written,
 /// and the first bad chunk stops everything (named in the error).
-fn write_chunks(img: &Image, tgt: &File, threads: usize, what: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+fn write_chunks(img: &Image, which: &[usize], tgt: &File, threads: usize, what: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let m = &img.manifest;
-    let total = m.stored_bytes();
+    let total = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
-    img.for_each_chunk(threads, &mut |i, data| {
+    img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
         let data = data.with_context(|| format!("stopped before writing it: {what} is incomplete and has no valid partition table"))?;
         tgt.write_all_at(&data, c.offset).with_context(|| format!("writing {} to {what}", m.chunk_place(i)))?;
@@ -142,6 +172,12 @@ fn write_chunks(img: &Image, tgt: &File, threads: usize, what: &str, progress: &
 pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, threads: usize, verify: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
     let t0 = Instant::now();
     let lbs = plan.logical_sector as u64;
+    let m = &img.manifest;
+    // 0. Delta: what the target already holds is neither fetched nor written.
+    let have = if plan.delta { chunks_already_there(img, plan, tgt, target)? } else { vec![false; m.chunks.len()] };
+    let which: Vec<usize> = (0..m.chunks.len()).filter(|&i| !have[i]).collect();
+    let already: u64 = (0..m.chunks.len()).filter(|&i| have[i]).map(|i| m.chunks[i].len).sum();
+    let fetched: u64 = which.iter().map(|&i| m.chunks[i].compressed_len).sum();
     // 1. Make the target look blank while it is incomplete.
     let zero = vec![0u8; lbs as usize];
     for off in [0, lbs, plan.target_bytes - lbs] {
@@ -149,7 +185,7 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     }
     tgt.sync_all().with_context(|| format!("flushing {target}"))?;
     // 2. The chunks.
-    let written = write_chunks(img, tgt, threads, target, progress)?;
+    let written = write_chunks(img, &which, tgt, threads, target, progress)?;
     // 3. Partitions left out of the image.
     for &(s, l) in &plan.zero {
         tgt.write_all_at(&vec![0u8; l as usize], s).with_context(|| format!("zeroing {l} bytes at {s} of {target}"))?;
@@ -157,6 +193,8 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     // 4. Backup GPT at the end, 5. the head last.
     finish_table(tgt, plan.gpt.as_ref(), &plan.head, target)?;
     let mut r = report(img, target.to_string(), written, t0, plan.gpt.is_some());
+    r.bytes_already_there = already;
+    r.bytes_fetched = fetched;
     if verify {
         let bad = read_back(img, plan, tgt, target, progress)?;
         r.verified = Some(bad.is_empty());
@@ -211,6 +249,8 @@ fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated:
         peak_rss_bytes: sysclone_copy::peak_rss(),
         verified: None,
         mismatches: Vec::new(),
+        bytes_already_there: 0,
+        bytes_fetched: 0,
     }
 }
 
@@ -245,7 +285,7 @@ pub fn export_raw(img: &Image, raw: &Path, threads: usize, progress: &mut dyn Fn
 fn export_into(img: &Image, f: &File, head: &[u8], what: &str, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let m = &img.manifest;
     f.set_len(m.source.size_bytes).with_context(|| format!("sizing {what} to {} bytes", m.source.size_bytes))?;
-    let written = write_chunks(img, f, threads, what, progress)?;
+    let written = write_chunks(img, &(0..m.chunks.len()).collect::<Vec<_>>(), f, threads, what, progress)?;
     // The backup GPT as the source had it (at its end); the head exactly as saved.
     let gpt = if m.table.kind == "gpt" {
         let raw_gpt = read_gpt(&mut std::io::Cursor::new(head), m.source.logical_sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;

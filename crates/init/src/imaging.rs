@@ -127,6 +127,9 @@ pub struct RestoreRequest {
     pub efivars: PathBuf,
     pub boot_partuuid: Option<String>,
     pub prune_stale: bool,
+    /// Fetch and write only the chunks the target does not already hold at their place
+    /// (exact restores).
+    pub delta: bool,
 }
 
 impl RestoreRequest {
@@ -146,6 +149,7 @@ impl RestoreRequest {
             efivars: PathBuf::from("/sys/firmware/efi/efivars"),
             boot_partuuid: None,
             prune_stale: false,
+            delta: false,
         }
     }
 }
@@ -235,6 +239,9 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
         RestorePolicy::Exact => None,
         RestorePolicy::Plan(p) => Some(p.clone()),
     };
+    if req.delta && policy.is_some() {
+        bail!("--delta works on a restore as saved (same offsets); this one goes through the migration planner");
+    }
     let bad = m.unreadable();
     if !bad.is_empty() {
         say(&format!("warning: {} bytes in {} place(s) could not be read when the image was saved; they are restored as zeros", bad.iter().map(|b| b.1).sum::<u64>(), bad.len()));
@@ -276,7 +283,8 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
         }
         .into());
     }
-    let plan = plan_restore(img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
+    let mut plan = plan_restore(img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
+    plan.delta = req.delta;
     say(&plan.show(img, &tgt.describe()));
     if req.dry_run {
         say("dry run: nothing written");
@@ -290,6 +298,15 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
     let mut progress = progress_printer("restore");
     let r = sysclone_imagefile::restore(img, &plan, &th.file, &tgt.describe(), req.threads, req.verify, &mut progress)?;
     drop(busy);
+    if req.delta {
+        say(&format!(
+            "delta: {} already on {} (not fetched), {} fetched for {} written",
+            sysclone_disk::human_bytes(r.bytes_already_there),
+            tgt.name,
+            sysclone_disk::human_bytes(r.bytes_fetched),
+            sysclone_disk::human_bytes(r.bytes_written)
+        ));
+    }
     say(&format!(
         "restored {} in {} chunks, every one checked, in {:.1} s ({:.1} MiB/s){}; peak memory {} MiB",
         sysclone_disk::human_bytes(r.bytes_written),
@@ -371,6 +388,8 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
         peak_rss_bytes: sysclone_copy::peak_rss(),
         verified: None,
         mismatches: Vec::new(),
+        bytes_already_there: 0,
+        bytes_fetched: m.chunks.iter().map(|c| c.compressed_len).sum(),
     };
     Ok(Some(RestoreOutcome { restore, layout: format!("{:?}", mreq.policy).to_ascii_lowercase(), parts, actions: plan.actions.clone(), boot: None }))
 }
@@ -453,6 +472,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
     req.boot_entry = job.boot_entry();
     req.efivars = efivars.to_path_buf();
     req.boot_partuuid = boot_partuuid.map(str::to_string);
+    req.delta = job.delta;
     let r = run_restore(&req);
     drop(mnt);
     Ok(serde_json::to_string(&r?)?)

@@ -142,6 +142,9 @@ pub struct Job {
     pub exclude: Vec<u32>,
     /// Migrate: `keep` (default) or `new` disk and partition GUIDs.
     pub identities: Option<IdentityKind>,
+    /// Restore: fetch and write only what the target does not already hold.
+    #[serde(default)]
+    pub delta: bool,
     /// POST the result (JSON: result, error, machine, report, log) here when the job ends.
     pub report_url: Option<String>,
     /// Save and restore: where the image directory is.

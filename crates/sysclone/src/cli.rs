@@ -225,7 +225,7 @@ pub struct SaveConfig {
 
 #[derive(Args, Debug)]
 pub struct RestoreConfig {
-    /// Image directory made by `sysclone save`
+    /// Image made by `sysclone save`: a directory or an http(s):// URL
     #[arg(long)]
     pub from: PathBuf,
     /// Target disk: selector or device path; everything on it is overwritten
@@ -237,6 +237,10 @@ pub struct RestoreConfig {
     /// Read the target back afterwards and compare with the image's hashes (exact restores)
     #[arg(long)]
     pub verify: bool,
+    /// Fetch and write only what the target does not already hold (re-imaging a disk that
+    /// drifted a little; exact restores)
+    #[arg(long)]
+    pub delta: bool,
     /// Layout on the target: exact (as saved), or through the migration planner like
     /// `migrate` (keep, grow, proportional, explicit). Default: exact when the target holds
     /// the image, else grow
@@ -471,6 +475,7 @@ fn restore(c: RestoreConfig) -> Result<()> {
     let mut req = sysclone_init::imaging::RestoreRequest::new(c.from, Selector::parse(&c.target)?);
     req.protect = c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?;
     req.verify = c.verify;
+    req.delta = c.delta;
     req.confirm = if c.flags.yes { Confirm::Yes } else { Confirm::Ask };
     req.dry_run = c.flags.dry_run;
     req.policy = policy;
