@@ -142,6 +142,10 @@ pub struct Job {
     pub exclude: Vec<u32>,
     /// Migrate: `keep` (default) or `new` disk and partition GUIDs.
     pub identities: Option<IdentityKind>,
+    /// Per-machine customisation after a clone, migration or restore: rows of
+    /// `{ mac = "…", serial = "…", hostname = "…" }`; this machine's row sets the hostname.
+    #[serde(default)]
+    pub machines: Vec<crate::customize::MachineEntry>,
     /// Restore: fetch and write only what the target does not already hold.
     #[serde(default)]
     pub delta: bool,
@@ -215,6 +219,12 @@ impl Job {
     }
 
     fn check(&self) -> Result<()> {
+        for m in &self.machines {
+            m.check()?;
+        }
+        if !self.machines.is_empty() && (self.operation == Operation::Save || !self.targets.is_empty()) {
+            bail!("machines (per-machine hostnames) apply to one target disk of a clone, migrate or restore");
+        }
         if matches!(self.operation, Operation::Save | Operation::Restore) {
             return self.check_imaging();
         }
@@ -332,6 +342,39 @@ impl Job {
 /// Run `job` (or with `dry_run`, plan it and say what it would do): the same path for the
 /// rescue image and `sysclone job check --plan`. Returns the JSON report.
 pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+    let json = run_operation(job, efivars, boot_partuuid, dry_run)?;
+    if job.machines.is_empty() {
+        return Ok(json);
+    }
+    let (macs, serial) = crate::customize::identity();
+    let Some(entry) = crate::customize::this_machine(&job.machines, &macs, serial.as_deref()) else {
+        crate::console::say(&format!("warning: no machines entry matches this machine (MACs {}, serial {}); the hostname stays as it was", macs.join(" "), serial.as_deref().unwrap_or("none")));
+        return Ok(json);
+    };
+    crate::console::say(&format!("this machine is {} in the job's machines table", entry.hostname));
+    if dry_run {
+        return Ok(json);
+    }
+    let disks = crate::run::disks_now(boot_partuuid)?;
+    let target = Selector::parse(&job.target)?.select(&disks, &[], Path::new("/dev")).context("finding the target again to set its hostname")?.clone();
+    let ctx = sysclone_disk::GuardContext {
+        boot_medium: disks.iter().find(|d| d.roles.iter().any(|r| r == "boot-medium")).map(|d| d.name.clone()),
+        source: None,
+        protected: job.protect_selectors(),
+        roots: sysclone_disk::Roots::default(),
+    };
+    let done = crate::customize::apply(&target, entry, &ctx)?;
+    for d in &done {
+        crate::console::say(&format!("customised: {d}"));
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&json)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("customised".into(), serde_json::json!(done));
+    }
+    Ok(v.to_string())
+}
+
+fn run_operation(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
     if matches!(job.operation, Operation::Save | Operation::Restore) {
         return crate::imaging::run_job(job, efivars, boot_partuuid, dry_run);
     }

@@ -4,6 +4,7 @@ pub mod boot;
 pub mod bootcheck;
 pub mod cmdline;
 pub mod console;
+pub mod customize;
 pub mod imaging;
 pub mod job;
 pub mod kmod;

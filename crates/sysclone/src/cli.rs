@@ -311,6 +311,14 @@ pub enum JobCmd {
         #[arg(long)]
         plan: bool,
     },
+    /// Run a job file on this machine, as the rescue image would (writes disks)
+    Run {
+        /// The job file (TOML)
+        file: PathBuf,
+        /// Yes, write the job's target disk(s)
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -335,6 +343,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Image(ImageCmd::Info { dir, json }) => crate::saved_image::info(&dir, json),
         Cmd::Image(ImageCmd::Export { dir, raw }) => crate::saved_image::export(&dir, &raw),
         Cmd::Job(JobCmd::Check { file, plan }) => job_check(file, plan),
+        Cmd::Job(JobCmd::Run { file, yes }) => job_run(file, yes),
     }
 }
 
@@ -485,6 +494,16 @@ fn restore(c: RestoreConfig) -> Result<()> {
     if let (Some(r), true) = (sysclone_init::imaging::run_restore(&req)?, c.flags.json) {
         println!("{}", serde_json::to_string(&r)?);
     }
+    Ok(())
+}
+
+fn job_run(file: PathBuf, yes: bool) -> Result<()> {
+    let job = Job::load(&file)?;
+    if !yes {
+        anyhow::bail!("a job writes its target disk(s) without asking; run `sysclone job check --plan {}` first, then again with --yes", file.display());
+    }
+    let json = sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, false)?;
+    println!("{json}");
     Ok(())
 }
 

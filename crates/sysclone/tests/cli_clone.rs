@@ -174,3 +174,46 @@ fn job_check_prints_the_plan_and_writes_nothing() {
     drop(tgt);
     assert_eq!(sysclone_testutil::sha256(&tgt_img), before);
 }
+
+/// `job run` with a machines table: the clone gets the hostname of this machine's row (found
+/// by its MAC); the source keeps its own.
+#[test]
+fn job_run_names_the_clone_after_this_machine() {
+    require_root();
+    let Some(me) = sysclone_net::wired_interfaces(std::path::Path::new("/sys/class/net")).into_iter().next() else {
+        panic!("this test needs a wired (Ethernet-type) network interface to match by MAC");
+    };
+    let mac: Vec<String> = me.mac.iter().map(|b| format!("{b:02x}")).collect();
+    let t = tempfile::tempdir().unwrap();
+    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
+    let src = Loop::new(&src_img, 512);
+    let tgt = Loop::new(&tgt_img, 512);
+    let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
+    let job = t.path().join("job.toml");
+    fs::write(
+        &job,
+        format!(
+            "operation = \"clone\"\nsource = \"name={}\"\ntarget = \"name={}\"\nboot_entry = \"none\"\n\n[[machines]]\nmac = \"aa:bb:cc:dd:ee:ff\"\nhostname = \"other\"\n\n[[machines]]\nmac = \"{}\"\nhostname = \"lab07\"\n",
+            name(&src),
+            name(&tgt),
+            mac.join(":")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["job", "run", job.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes"), "job run without --yes must refuse");
+    let out = Command::new(BIN).args(["--progress", "none", "job", "run", job.to_str().unwrap(), "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/etc/hostname = lab07"), "{}", String::from_utf8_lossy(&out.stdout));
+    let read_hostname = |l: &Loop| {
+        let out = Command::new("debugfs").args(["-R", "cat /etc/hostname", &l.part(2)]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run("partx", &["-u", &tgt.0]);
+    assert_eq!(read_hostname(&tgt), "lab07\n");
+    assert_eq!(read_hostname(&src), "fixture\n", "the source must keep its hostname");
+    let fsck = Command::new("e2fsck").args(["-fn", &tgt.part(2)]).output().unwrap();
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
+}
