@@ -152,17 +152,22 @@ fn duplicator_writes_every_target_from_one_read() {
     assert_ne!(&b[512..520], b"EFI PART", "the target that ran out of space must not look complete");
 }
 
+/// A 96 MiB GPT source (ESP + ext4 root) and a blank 128 MiB target, on loop devices; and
+/// the target's image file.
+fn source_and_blank_target(dir: &std::path::Path) -> (Loop, Loop, std::path::PathBuf) {
+    let src_img = make_gpt_disk(dir, "src.img", "96M", 512);
+    let tgt_img = dir.join("tgt.img");
+    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
+    (Loop::new(&src_img, 512), Loop::new(&tgt_img, 512), tgt_img)
+}
+
 /// `job check --plan` finds the job's disks on this machine and prints the plan; nothing is
 /// written.
 #[test]
 fn job_check_prints_the_plan_and_writes_nothing() {
     require_root();
     let t = tempfile::tempdir().unwrap();
-    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
-    let tgt_img = t.path().join("tgt.img");
-    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
-    let src = Loop::new(&src_img, 512);
-    let tgt = Loop::new(&tgt_img, 512);
+    let (src, tgt, tgt_img) = source_and_blank_target(t.path());
     let job = t.path().join("job.toml");
     let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
     fs::write(&job, format!("operation = \"clone\"\nmode = \"smart\"\nsource = \"name={}\"\ntarget = \"name={}\"\nboot_entry = \"none\"\n", name(&src), name(&tgt))).unwrap();
@@ -185,11 +190,7 @@ fn job_run_names_the_clone_after_this_machine() {
     };
     let mac: Vec<String> = me.mac.iter().map(|b| format!("{b:02x}")).collect();
     let t = tempfile::tempdir().unwrap();
-    let src_img = make_gpt_disk(t.path(), "src.img", "96M", 512);
-    let tgt_img = t.path().join("tgt.img");
-    run("truncate", &["-s", "128M", tgt_img.to_str().unwrap()]);
-    let src = Loop::new(&src_img, 512);
-    let tgt = Loop::new(&tgt_img, 512);
+    let (src, tgt, tgt_img) = source_and_blank_target(t.path());
     let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
     let job = t.path().join("job.toml");
     fs::write(
