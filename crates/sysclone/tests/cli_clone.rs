@@ -190,7 +190,7 @@ fn job_run_names_the_clone_after_this_machine() {
     };
     let mac: Vec<String> = me.mac.iter().map(|b| format!("{b:02x}")).collect();
     let t = tempfile::tempdir().unwrap();
-    let (src, tgt, tgt_img) = source_and_blank_target(t.path());
+    let (src, tgt, _tgt_img) = source_and_blank_target(t.path());
     let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
     let job = t.path().join("job.toml");
     fs::write(
