@@ -53,3 +53,57 @@ fn job_over_http_clones_and_posts_its_report() {
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
 }
+
+/// A lab machine as the PXE path meets it: iPXE (QEMU's NIC ROM) gets `boot.ipxe` over HTTP
+/// from nginx, which loads the kernel and initramfs over HTTP; the rescue system gets an
+/// address by DHCP, fetches its job, restores an image served by the same nginx (manifest
+/// and chunks by HTTP range requests), posts its report and reboots into the restored disk,
+/// which boots.
+#[test]
+fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
+    let Scene { a, work, src, tgt, .. } = Scene::new("rescue-ui", "200M");
+    let w = work.path();
+    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
+    let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+    let n = Nginx::start();
+    let www = n.www();
+    let base = format!("http://10.0.2.2:{}", n.http);
+    // The golden image, saved on the host.
+    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
+    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", www.join("images/golden").to_str().unwrap()]).output().unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+    // The boot files, the iPXE script and the job.
+    fs::create_dir_all(www.join("pxe")).unwrap();
+    for f in ["vmlinuz", "initramfs.img"] {
+        fs::copy(a.join("rescue-ui/pxe").join(f), www.join("pxe").join(f)).unwrap();
+    }
+    fs::write(
+        www.join("boot.ipxe"),
+        format!("#!ipxe\nkernel {base}/pxe/vmlinuz initrd=initramfs.img console=ttyS0,115200 panic=10 sysclone.job={base}/lab.toml\ninitrd {base}/pxe/initramfs.img\nboot\n"),
+    )
+    .unwrap();
+    fs::write(
+        www.join("lab.toml"),
+        format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nimage = {{ url = \"{base}/images/golden/\" }}\nverify = true\nboot_entry = \"first\"\nreport_url = \"{base}/report\"\non_success = \"reboot\"\non_failure = \"poweroff\"\n"),
+    )
+    .unwrap();
+    // Run 1: network boot, restore, report, reboot.
+    let mut m = Machine::new(w, "lab1");
+    m.net_boot(&www, &format!("{base}/boot.ipxe"));
+    m.disk(Disk::virtio(&tgt, "TGT1"));
+    let log = m.run(900);
+    assert!(log.contains("(dhcp, ") && log.contains("SYSCLONE-RESULT ok"), "the restore over the network did not succeed:\n{log}");
+    assert!(log.contains("report posted") && log.contains("rebooting"), "{log}");
+    let reports = n.reports();
+    assert!(reports.contains("golden") && reports.contains("TGT1"), "the receiver got: {reports}");
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "{v}");
+    // Run 2: the reboot, from the restored disk alone.
+    let mut m2 = Machine::with_vars(w, "lab2", &m.vars);
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
+    let log2 = m2.run(600);
+    let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
+    assert_eq!(crate::field(check, "serial"), "TGT1", "{check}");
+    assert_eq!(crate::field(check, "root-sha256"), expect_root, "root content of the restored disk:\n{check}");
+}

@@ -444,8 +444,17 @@ pub fn mount_image_partition(disk: &Selector, number: u32, writable: bool, boot_
 pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
     use crate::job::Operation;
     let loc = job.image.as_ref().ok_or_else(|| anyhow::anyhow!("the job names no image"))?;
-    let disk = Selector::parse(&loc.disk)?;
     let save = job.operation == Operation::Save;
+    if let Some(url) = &loc.url {
+        if save {
+            anyhow::bail!("a save writes to a partition, not to a URL");
+        }
+        say(&format!("job: restore {url} -> {}", job.target));
+        let mut req = restore_request(job, PathBuf::from(url), efivars, boot_partuuid, dry_run)?;
+        req.delta = job.delta;
+        return Ok(serde_json::to_string(&run_restore(&req)?)?);
+    }
+    let disk = Selector::parse(&loc.disk)?;
     let mnt = mount_image_partition(&disk, loc.partition, save && !dry_run, boot_partuuid)?;
     let path = mnt.dir.join(&loc.path);
     if save {
@@ -458,9 +467,18 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
         return Ok(serde_json::to_string(&run_save(&req)?)?);
     }
     say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));
-    let mut req = RestoreRequest::new(path, Selector::parse(&job.target)?);
-    req.protect = job.protect_selectors();
+    let mut req = restore_request(job, path, efivars, boot_partuuid, dry_run)?;
     req.protect.push(disk);
+    req.delta = job.delta;
+    let r = run_restore(&req);
+    drop(mnt);
+    Ok(serde_json::to_string(&r?)?)
+}
+
+/// The restore a job asks for, from the image at `from`.
+fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<RestoreRequest> {
+    let mut req = RestoreRequest::new(from, Selector::parse(&job.target)?);
+    req.protect = job.protect_selectors();
     req.verify = job.verify;
     req.confirm = Confirm::Yes;
     req.dry_run = dry_run;
@@ -472,8 +490,5 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
     req.boot_entry = job.boot_entry();
     req.efivars = efivars.to_path_buf();
     req.boot_partuuid = boot_partuuid.map(str::to_string);
-    req.delta = job.delta;
-    let r = run_restore(&req);
-    drop(mnt);
-    Ok(serde_json::to_string(&r?)?)
+    Ok(req)
 }

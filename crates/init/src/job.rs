@@ -48,16 +48,21 @@ pub enum Operation {
     Restore,
 }
 
-/// Where an image lives: a directory on a partition of a disk chosen by selector. The
-/// partition is mounted read-write for `save`, read-only for `restore`.
+/// Where an image lives: a directory on a partition of a disk chosen by selector (mounted
+/// read-write for `save`, read-only for `restore`), or — restore only — an `http(s)://` URL.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageLocation {
+    /// Restore: the image on a web server (instead of disk, partition and path).
+    pub url: Option<String>,
     /// Selector of the disk holding the images.
+    #[serde(default)]
     pub disk: String,
     /// Partition number on it.
+    #[serde(default)]
     pub partition: u32,
     /// The image directory, relative to the partition's root.
+    #[serde(default)]
     pub path: String,
     /// Save: an earlier image on the same partition to save against (incremental).
     pub base: Option<String>,
@@ -65,6 +70,18 @@ pub struct ImageLocation {
 
 impl ImageLocation {
     fn check(&self) -> Result<()> {
+        if let Some(u) = &self.url {
+            if !sysclone_net::is_url(u) {
+                bail!("image.url {u:?} is not an http:// or https:// URL");
+            }
+            if !self.disk.is_empty() || self.partition != 0 || !self.path.is_empty() || self.base.is_some() {
+                bail!("image: give url, or disk + partition + path, not both");
+            }
+            return Ok(());
+        }
+        if self.disk.is_empty() || self.partition == 0 || self.path.is_empty() {
+            bail!("image needs disk, partition and path (or url for a restore)");
+        }
         Selector::parse(&self.disk).context("image.disk selector")?;
         if self.disk.starts_with('/') {
             bail!("image.disk: job files name disks by stable selectors, not device paths");
@@ -180,6 +197,11 @@ impl Job {
     pub fn load(path: &Path) -> Result<Job> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading job file {}", path.display()))?;
         Job::parse(&text).with_context(|| format!("job file {}", path.display()))
+    }
+
+    /// Whether the job needs the network (an image URL, a report URL).
+    pub fn needs_network(&self) -> bool {
+        self.report_url.is_some() || self.image.as_ref().is_some_and(|i| i.url.is_some())
     }
 
     /// The boot entry policy: as written, else `first` for one target, `none` for several.

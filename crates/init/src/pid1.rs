@@ -410,6 +410,9 @@ fn worker(previous: Option<String>) -> ! {
                 Some(path) if mode != "interactive" => {
                     let job = load_job(&path, setup.boot_partuuid.as_deref(), setup.cmdline.get("sysclone.job.sha256"))?;
                     on_failure = job.on_failure;
+                    if job.needs_network() && setup.net.is_none() {
+                        setup.net = Some(network(&setup.cmdline)?);
+                    }
                     run_job(&job, setup)?;
                     Ok(job.on_success)
                 }
