@@ -127,12 +127,13 @@ fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File
     let total: u64 = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
     let mut progress = progress_printer("restore");
+    let mut w = sysclone_imagefile::DiskWriter::new(tgt, m.source.logical_sector, m.chunk_bytes);
     img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
         let data = data.with_context(|| format!("stopped before writing it: {target} is incomplete and has no valid partition table"))?;
         let n = (limit.min(c.offset + c.len) - c.offset) as usize;
         let at = c.offset.checked_add_signed(shift).ok_or_else(|| anyhow!("chunk {i} would land before the start of {target}"))?;
-        tgt.write_all_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
+        w.write_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
         done += c.len;
         progress(done, total);
         Ok(())
