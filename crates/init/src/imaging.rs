@@ -312,6 +312,17 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
     Ok(Some(r))
 }
 
+/// A planner policy as the CLI and job files name it.
+fn policy_name(p: &Policy) -> String {
+    match p {
+        Policy::Keep => "keep".into(),
+        Policy::Grow { part: None } => "grow".into(),
+        Policy::Grow { part: Some(n) } => format!("grow partition {n}"),
+        Policy::Proportional => "proportional".into(),
+        Policy::Explicit(_) => "explicit".into(),
+    }
+}
+
 /// Through the migration planner: partitions moved and resized.
 fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardContext, policy: Policy) -> Result<Option<RestoreOutcome>> {
     let t0 = std::time::Instant::now();
@@ -372,7 +383,7 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
         verified: None,
         mismatches: Vec::new(),
     };
-    Ok(Some(RestoreOutcome { restore, layout: format!("{:?}", mreq.policy).to_ascii_lowercase(), parts, actions: plan.actions.clone(), boot: None }))
+    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None }))
 }
 
 /// An image partition mounted for a job; unmounted when dropped.
