@@ -140,3 +140,31 @@ fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File
     })?;
     Ok(done)
 }
+
+/// Read back, past the page cache where the device allows, every chunk of the partitions
+/// whose filesystem was not resized (a resize rewrites metadata, so its chunks no longer match
+/// the image) and compare with the image's hashes. Returns the target offsets that differ and
+/// how many chunks were checked.
+pub fn read_back(img: &Image, plan: &MigratePlan, layout: &SourceLayout, parts: &[PartReport], tgt: &File, target: &str) -> Result<(Vec<u64>, usize)> {
+    let m = &img.manifest;
+    let direct = sysclone_copy::reopen_direct(tgt, false);
+    let f = direct.as_ref().unwrap_or(tgt);
+    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes as usize);
+    let (mut bad, mut checked) = (Vec::new(), 0);
+    for (tp, r) in plan.parts.iter().zip(parts) {
+        let Some(sp) = layout.parts.iter().find(|p| p.number == tp.source_number) else { continue };
+        if r.resize.is_some() {
+            continue;
+        }
+        for c in m.chunks.iter().filter(|c| c.partition == Some(sp.number) && c.offset + c.len <= sp.start + tp.size) {
+            let at = tp.start + (c.offset - sp.start);
+            buf.set_len(c.len as usize);
+            f.read_exact_at(&mut buf, at).with_context(|| format!("reading back {} bytes at {at} of {target}", c.len))?;
+            if sysclone_imagefile::manifest::sha256_hex(&buf) != c.sha256 {
+                bad.push(at);
+            }
+            checked += 1;
+        }
+    }
+    Ok((bad, checked))
+}
