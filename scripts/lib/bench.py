@@ -161,9 +161,9 @@ ROWS = [
     ("limit-rw-used", "smart", "limit: both at once (the two dd above together)"),
     ("e2image-null", "smart", "info: e2image -ra root → /dev/null"),
     ("sysclone-save", "save", "sysclone save (whole disk, zstd -3, all cores)"),
-    ("pz-save", "save", "partclone.ext4 -c | zstd -T0 -3 (root partition only)"),
+    ("pz-save", "save", "partclone.vfat / .ext4 -c | zstd -T0 -3 (ESP + root)"),
     ("sysclone-restore", "restore", "sysclone restore (whole disk, onto a blank disk)"),
-    ("pz-restore", "restore", "zstd -d | partclone.restore (root partition only)"),
+    ("pz-restore", "restore", "zstd -d | partclone.restore (ESP + root)"),
 ]
 BASE = {"exact": "sysclone-exact", "smart": "sysclone-smart", "save": "sysclone-save", "restore": "sysclone-restore"}
 
@@ -183,6 +183,11 @@ def load(results):
                 reports.setdefault(key, []).append(json.loads(f.read().strip().splitlines()[-1]))
     meta["reports"] = reports
     return meta, runs
+
+
+def cell(text):
+    """Text for a Markdown table cell (shell pipes in labels would split the row)."""
+    return text.replace("|", "\\|")
 
 
 def med(rs, field):
@@ -219,28 +224,30 @@ def summary(results):
         b = base[group]
         ratio = "%.2f×" % (st["median"] / b["median"]) if b else "–"
         p("| %s | %.2f | %.2f–%.2f | %.0f | %.0f | %.2f | %.2f | %.1f | %s |" % (
-            label, st["median"], st["min"], st["max"], st["bytes"] / MiB, st["mibs"], st["user"], st["sys"], st["rss"], ratio))
+            cell(label), st["median"], st["min"], st["max"], st["bytes"] / MiB, st["mibs"], st["user"], st["sys"], st["rss"], ratio))
     p("")
     p("`÷ sysclone`: the tool's median time over sysclone's in the same group (exact, smart, save or restore);"
       " above 1 means sysclone is faster.")
     p("")
     # sysclone's own reports
-    p("sysclone's JSON reports (medians):")
-    p("")
-    p("| run | bytes_planned | bytes_written | seconds (own) | wall s | MiB/s (own) | direct_io | verified | peak_rss MiB (own) |")
-    p("|---|---:|---:|---:|---:|---:|---|---|---:|")
-    for key in ("sysclone-exact", "sysclone-exact-verify", "sysclone-smart", "sysclone-smart-verify"):
-        reps = meta.get("reports", {}).get(key, [])
-        if not reps:
-            continue
-        p("| %s | %d | %d | %.2f | %.2f | %.0f | %s | %s | %.1f |" % (
-            key, statistics.median(r["bytes_planned"] for r in reps), statistics.median(r["bytes_written"] for r in reps),
-            statistics.median(r["seconds"] for r in reps), stats[key]["median"],
-            statistics.median(r["mib_per_second"] for r in reps),
-            "/".join(sorted({str(r["direct_io"]).lower() for r in reps})),
-            "/".join(sorted({str(r["verified"]).lower() for r in reps})),
-            max(r["peak_rss_bytes"] for r in reps) / MiB))
-    p("")
+    clones = [k for k in ("sysclone-exact", "sysclone-exact-verify", "sysclone-smart", "sysclone-smart-verify") if meta.get("reports", {}).get(k)]
+    if clones:
+        p("sysclone's JSON reports (medians):")
+        p("")
+        p("| run | bytes_planned | bytes_written | seconds (own) | wall s | MiB/s (own) | direct_io | verified | peak_rss MiB (own) |")
+        p("|---|---:|---:|---:|---:|---:|---|---|---:|")
+        for key in ("sysclone-exact", "sysclone-exact-verify", "sysclone-smart", "sysclone-smart-verify"):
+            reps = meta.get("reports", {}).get(key, [])
+            if not reps:
+                continue
+            p("| %s | %d | %d | %.2f | %.2f | %.0f | %s | %s | %.1f |" % (
+                key, statistics.median(r["bytes_planned"] for r in reps), statistics.median(r["bytes_written"] for r in reps),
+                statistics.median(r["seconds"] for r in reps), stats[key]["median"],
+                statistics.median(r["mib_per_second"] for r in reps),
+                "/".join(sorted({str(r["direct_io"]).lower() for r in reps})),
+                "/".join(sorted({str(r["verified"]).lower() for r in reps})),
+                max(r["peak_rss_bytes"] for r in reps) / MiB))
+        p("")
     # goals
     g = []
 
@@ -292,15 +299,15 @@ def summary(results):
     sv, rs_ = S("sysclone-save"), S("sysclone-restore")
     if "sysclone-save" in sizes and "pz-save" in sizes:
         goal("image ≤ partclone+zstd -3 size", sizes["sysclone-save"] <= sizes["pz-save"],
-             "sysclone image (whole disk: ESP + root + table) %.1f MiB vs partclone.ext4 | zstd -T0 -3 (root only) %.1f MiB = %.2f×"
+             "sysclone image (whole disk: table, boot area, ESP, root) %.1f MiB vs partclone | zstd -T0 -3 (ESP + root) %.1f MiB = %.2f×"
              % (sizes["sysclone-save"] / MiB, sizes["pz-save"] / MiB, sizes["sysclone-save"] / sizes["pz-save"]))
     if sv and S("pz-save"):
         goal("save ≥ 3× partclone | zstd", S("pz-save") / sv >= 3.0,
-             "partclone | zstd (root only) %.2f s / sysclone save (whole disk) %.2f s = %.2f×; MiB/s %.0f vs %.0f"
+             "partclone | zstd (ESP + root) %.2f s / sysclone save (whole disk) %.2f s = %.2f×; MiB/s %.0f vs %.0f"
              % (S("pz-save"), sv, S("pz-save") / sv, stats["pz-save"]["mibs"], stats["sysclone-save"]["mibs"]))
     if rs_ and S("pz-restore"):
         goal("restore faster than zstd -d | partclone.restore", S("pz-restore") / rs_ >= 1.0,
-             "zstd | partclone.restore (root only) %.2f s / sysclone restore (whole disk) %.2f s = %.2f×" % (S("pz-restore"), rs_, S("pz-restore") / rs_))
+             "zstd | partclone.restore (ESP + root) %.2f s / sysclone restore (whole disk) %.2f s = %.2f×" % (S("pz-restore"), rs_, S("pz-restore") / rs_))
     if rs_ and S("limit-write-used"):
         goal("restore ≥ 0.9× raw write speed", S("limit-write-used") / rs_ >= 0.9,
              "write limit %.2f s / sysclone restore %.2f s = %.2f× (%.0f vs %.0f MiB/s)"
@@ -311,7 +318,7 @@ def summary(results):
     p("| goal | met | measured |")
     p("|---|---|---|")
     for name, ok, text in g:
-        p("| %s | %s | %s |" % (name, "**met**" if ok else "**NOT met**", text))
+        p("| %s | %s | %s |" % (cell(name), "**met**" if ok else "**NOT met**", cell(text)))
     p("")
     if "partclone" in stats and ss:
         used = meta.get("ext4_used_bytes", 0)

@@ -149,16 +149,47 @@ fn chunks_already_there(img: &Image, plan: &RestorePlan, tgt: &File, target: &st
     Ok(have)
 }
 
+/// Writes chunks to a disk. Whole sectors go straight to the device (O_DIRECT, from an
+/// aligned buffer), past the page cache; anything else, or a target that refuses O_DIRECT,
+/// goes through the cache. Flush the target (`sync_all`) afterwards either way.
+pub struct DiskWriter<'a> {
+    tgt: &'a File,
+    direct: Option<File>,
+    sector: u64,
+    aligned: sysclone_copy::aligned::AlignedBuf,
+}
+
+impl<'a> DiskWriter<'a> {
+    /// `sector`: the target's logical sector size; `max`: the largest write.
+    pub fn new(tgt: &'a File, sector: u32, max: u64) -> DiskWriter<'a> {
+        DiskWriter { tgt, direct: sysclone_copy::reopen_direct(tgt, true), sector: sector as u64, aligned: sysclone_copy::aligned::AlignedBuf::new(max as usize) }
+    }
+
+    pub fn write_at(&mut self, data: &[u8], at: u64) -> std::io::Result<()> {
+        if let Some(d) = &self.direct {
+            if at % self.sector == 0 && data.len() as u64 % self.sector == 0 && data.len() <= self.aligned.capacity() {
+                self.aligned.set_len(data.len());
+                self.aligned.copy_from_slice(data);
+                if d.write_all_at(&self.aligned, at).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        self.tgt.write_all_at(data, at)
+    }
+}
+
 /// Write every chunk of `img` to `tgt`; each chunk's hash is checked before it is written,
 /// and the first bad chunk stops everything (named in the error).
 fn write_chunks(img: &Image, which: &[usize], tgt: &File, threads: usize, what: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let m = &img.manifest;
     let total = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
+    let mut w = DiskWriter::new(tgt, m.source.logical_sector, m.chunk_bytes);
     img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
         let data = data.with_context(|| format!("stopped before writing it: {what} is incomplete and has no valid partition table"))?;
-        tgt.write_all_at(&data, c.offset).with_context(|| format!("writing {} to {what}", m.chunk_place(i)))?;
+        w.write_at(&data, c.offset).with_context(|| format!("writing {} to {what}", m.chunk_place(i)))?;
         done += c.len;
         progress(done, total);
         Ok(())

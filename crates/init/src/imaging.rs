@@ -115,7 +115,8 @@ pub struct RestoreRequest {
     pub target: Selector,
     pub protect: Vec<Selector>,
     pub threads: usize,
-    /// Read the target back afterwards and compare with the image's hashes (exact restores).
+    /// Read the target back afterwards and compare with the image's hashes (through the
+    /// planner: the partitions that were not resized).
     pub verify: bool,
     pub confirm: Confirm,
     pub dry_run: bool,
@@ -329,6 +330,17 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
     Ok(Some(r))
 }
 
+/// A planner policy as the CLI and job files name it.
+fn policy_name(p: &Policy) -> String {
+    match p {
+        Policy::Keep => "keep".into(),
+        Policy::Grow { part: None } => "grow".into(),
+        Policy::Grow { part: Some(n) } => format!("grow partition {n}"),
+        Policy::Proportional => "proportional".into(),
+        Policy::Explicit(_) => "explicit".into(),
+    }
+}
+
 /// Through the migration planner: partitions moved and resized.
 fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardContext, policy: Policy) -> Result<Option<RestoreOutcome>> {
     let t0 = std::time::Instant::now();
@@ -357,9 +369,6 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
         },
     };
     say(&plan.show(&layout));
-    if req.verify {
-        say("note: --verify reads back exact restores only; this one moves partitions");
-    }
     if req.dry_run {
         say("dry run: nothing written");
         return Ok(None);
@@ -370,6 +379,13 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     let th = open_target(tgt, ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), Some(m.source.logical_sector))?;
     let busy = crate::state::Busy::enter(format!("restoring {} to {}", img.location, tgt.name));
     let parts = crate::restore::execute(img, &plan, &layout, &th.file, &tgt.describe(), req.threads)?;
+    let verified = if req.verify {
+        let (bad, checked) = crate::restore::read_back(img, &plan, &layout, &parts, &th.file, &tgt.describe())?;
+        say(&format!("read back {checked} chunks of the partitions not resized: {}", if bad.is_empty() { "all as in the image".to_string() } else { format!("{} DIFFER", bad.len()) }));
+        Some(bad)
+    } else {
+        None
+    };
     drop(busy);
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));
@@ -386,12 +402,15 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
         mib_per_second: written as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         gpt_relocated: true,
         peak_rss_bytes: sysclone_copy::peak_rss(),
-        verified: None,
-        mismatches: Vec::new(),
+        verified: verified.as_ref().map(|b| b.is_empty()),
+        mismatches: verified.clone().unwrap_or_default(),
         bytes_already_there: 0,
         bytes_fetched: m.chunks.iter().map(|c| c.compressed_len).sum(),
     };
-    Ok(Some(RestoreOutcome { restore, layout: format!("{:?}", mreq.policy).to_ascii_lowercase(), parts, actions: plan.actions.clone(), boot: None }))
+    if let Some(first) = verified.as_ref().and_then(|b| b.first()) {
+        bail!("verification failed: {} read back differently from the image at {} place(s), first at byte {first}", tgt.describe(), restore.mismatches.len());
+    }
+    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None }))
 }
 
 /// An image partition mounted for a job; unmounted when dropped.

@@ -127,15 +127,44 @@ fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File
     let total: u64 = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
     let mut progress = progress_printer("restore");
+    let mut w = sysclone_imagefile::DiskWriter::new(tgt, m.source.logical_sector, m.chunk_bytes);
     img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
         let data = data.with_context(|| format!("stopped before writing it: {target} is incomplete and has no valid partition table"))?;
         let n = (limit.min(c.offset + c.len) - c.offset) as usize;
         let at = c.offset.checked_add_signed(shift).ok_or_else(|| anyhow!("chunk {i} would land before the start of {target}"))?;
-        tgt.write_all_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
+        w.write_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
         done += c.len;
         progress(done, total);
         Ok(())
     })?;
     Ok(done)
+}
+
+/// Read back, past the page cache where the device allows, every chunk of the partitions
+/// whose filesystem was not resized (a resize rewrites metadata, so its chunks no longer match
+/// the image) and compare with the image's hashes. Returns the target offsets that differ and
+/// how many chunks were checked.
+pub fn read_back(img: &Image, plan: &MigratePlan, layout: &SourceLayout, parts: &[PartReport], tgt: &File, target: &str) -> Result<(Vec<u64>, usize)> {
+    let m = &img.manifest;
+    let direct = sysclone_copy::reopen_direct(tgt, false);
+    let f = direct.as_ref().unwrap_or(tgt);
+    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes as usize);
+    let (mut bad, mut checked) = (Vec::new(), 0);
+    for (tp, r) in plan.parts.iter().zip(parts) {
+        let Some(sp) = layout.parts.iter().find(|p| p.number == tp.source_number) else { continue };
+        if r.resize.is_some() {
+            continue;
+        }
+        for c in m.chunks.iter().filter(|c| c.partition == Some(sp.number) && c.offset + c.len <= sp.start + tp.size) {
+            let at = tp.start + (c.offset - sp.start);
+            buf.set_len(c.len as usize);
+            f.read_exact_at(&mut buf, at).with_context(|| format!("reading back {} bytes at {at} of {target}", c.len))?;
+            if sysclone_imagefile::manifest::sha256_hex(&buf) != c.sha256 {
+                bad.push(at);
+            }
+            checked += 1;
+        }
+    }
+    Ok((bad, checked))
 }

@@ -234,7 +234,8 @@ pub struct RestoreConfig {
     /// Disks never to write (selector; repeatable)
     #[arg(long)]
     pub protect: Vec<String>,
-    /// Read the target back afterwards and compare with the image's hashes (exact restores)
+    /// Read the target back afterwards and compare with the image's hashes (through the
+    /// planner: the partitions that were not resized)
     #[arg(long)]
     pub verify: bool,
     /// Fetch and write only what the target does not already hold (re-imaging a disk that

@@ -384,12 +384,13 @@ fn restore_onto_a_larger_disk_grows_with_the_grow_policy() {
     let f = fixture();
     let t = target("larger-target.img", 320 << 20);
     let tgt = Loop::new(&t, 512);
-    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--policy", "grow", "--json"]);
+    let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes", "--policy", "grow", "--verify", "--json"]);
     assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
     let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
     let layout = table_of(&tgt);
     // The last data partition (NTFS) takes the new space; the others keep their size.
     assert!(layout[2].1 > 120 << 20 && layout[1].1 == 100 << 20, "{layout:?} {rr}");
+    assert_eq!(rr["verified"], true, "{rr}");
     check_restored(f, &tgt, "larger");
 }
 
