@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use sysclone_imagefile::{info_text, Image};
 use sysclone_init::console::{progress_printer, say};
 
@@ -11,7 +11,7 @@ pub fn verify(dir: &Path, json: bool) -> Result<()> {
     let mut progress = progress_printer("verify");
     let r = img.verify(sysclone_imagefile::pool::default_threads(), &mut progress)?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", crate::json::doc(&r)?);
     }
     const SHOWN: usize = 50;
     for p in r.problems.iter().take(SHOWN) {
@@ -21,7 +21,8 @@ pub fn verify(dir: &Path, json: bool) -> Result<()> {
         say(&format!("… and {} more problems", r.problems.len() - SHOWN));
     }
     if !r.ok {
-        bail!("image {} is damaged: {} problem(s); {} of {} chunks are good", dir.display(), r.problems.len(), r.chunks_ok, r.chunks);
+        let msg = format!("image {} is damaged: {} problem(s); {} of {} chunks are good", dir.display(), r.problems.len(), r.chunks_ok, r.chunks);
+        return Err(sysclone_disk::VerifyFailed(msg).into());
     }
     say(&format!("image {} is good: manifest, {} chunks ({}) read, decompressed and hashed", dir.display(), r.chunks, sysclone_disk::human_bytes(r.bytes_checked)));
     Ok(())
@@ -39,6 +40,8 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
             o.insert("compressed_bytes".into(), img.manifest.compressed_bytes().into());
             o.insert("min_target_bytes".into(), img.manifest.min_target_bytes().into());
             o.insert("manifest_checksum_ok".into(), img.manifest_sum_ok.into());
+            // The manifest's own `version` is the image format's (docs/image-format.md).
+            o.insert("schema".into(), crate::json::SCHEMA.into());
         }
         println!("{v}");
     } else {

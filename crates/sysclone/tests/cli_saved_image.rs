@@ -58,7 +58,8 @@ fn image_copy(name: &str) -> PathBuf {
 /// `image verify --json`: must fail; returns its report.
 fn verify_fails(image: &Path) -> Value {
     let out = sysclone(&["--progress", "none", "image", "verify", image.to_str().unwrap(), "--json"]);
-    assert!(!out.status.success(), "verify passed a damaged image: {}", String::from_utf8_lossy(&out.stderr));
+    // Exit status 4: verification failed (docs/exit-codes.md).
+    assert_eq!(out.status.code(), Some(4), "verify passed a damaged image: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -283,8 +284,11 @@ fn unreadable_sectors_are_stored_as_zeros_and_reported() {
     {
         let bad = FaultyDisk::new(&src_img, &[100, 1500]);
         let out = sysclone(&["--progress", "none", "save", "--source", bad.dev(), "--to", image.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "save failed: {}", String::from_utf8_lossy(&out.stderr));
+        // Exit status 5: finished, with unreadable sectors stored as zeros.
+        assert_eq!(out.status.code(), Some(5), "save: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("8 KiB of the source could not be read"), "{}", String::from_utf8_lossy(&out.stderr));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["schema"], 1, "{r}");
         // The loop device over the FUSE export fails whole 4 KiB pages around each bad sector.
         assert_eq!(r["unreadable"], serde_json::json!([[49152, 4096], [765952, 4096]]), "{r}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("unreadable: 4096 bytes at 49152 (outside any partition), stored as zeros"));
