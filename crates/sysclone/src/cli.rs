@@ -11,7 +11,7 @@ use sysclone_init::run::{disks_now, run_clone, CloneOptions, Confirm};
 #[derive(Parser, Debug)]
 #[command(name = "sysclone", version, about = "Clone, migrate and rescue whole computers", max_term_width = 80, after_long_help = crate::exit::TABLE)]
 pub struct Cli {
-    /// Fewer messages: only results, warnings and errors (no progress, no detail lines)
+    /// Quieter: no progress and no detail lines (messages, results and errors stay)
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// More detail (boot list: device paths, like efibootmgr -v)
