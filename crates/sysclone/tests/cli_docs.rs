@@ -141,3 +141,17 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
     // The hidden generator is not offered.
     assert!(!help.contains("gen-docs"), "{help}");
 }
+
+/// Colour comes only from clap (help, usage errors) and only on a terminal; `NO_COLOR` turns
+/// it off. `script` (util-linux) gives the command a terminal.
+#[test]
+fn no_color_is_honoured_on_a_terminal() {
+    let on_tty = |env: &str| {
+        let cmd = format!("env {env} {} --no-such-option", env!("CARGO_BIN_EXE_sysclone"));
+        let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(on_tty("TERM=xterm").contains('\x1b'), "no colour on a terminal at all: the test proves nothing");
+    let plain = on_tty("TERM=xterm NO_COLOR=1");
+    assert!(plain.contains("no-such-option") && !plain.contains('\x1b'), "{plain:?}");
+}
