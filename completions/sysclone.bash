@@ -1073,7 +1073,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__image__subcmd__build)
-            opts="-q -v -h --out --kernel-dir --kernel --modules --profile --list --compression --firmware-dir --no-firmware --job --cmdline --ca --init-binary --loader --boot-files --no-secure-boot --no-bios --no-pxe --initramfs-only --tool --no-default-tools --shell --busybox --quiet --verbose --progress --help"
+            opts="-q -v -h --out --kernel-dir --kernel --modules --profile --list --json --compression --firmware-dir --no-firmware --job --cmdline --ca --init-binary --loader --boot-files --no-secure-boot --no-bios --no-pxe --initramfs-only --tool --no-default-tools --shell --busybox --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -291,6 +291,7 @@ plain\t''
 json\t''
 none\t''"
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l list -d 'Show every module (and why it is in), the firmware and the notes; without --out, build nothing else'
+complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l json -d 'With --list and no --out: print the listing as JSON (modules, firmware, notes, sizes)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-firmware -d 'Put no firmware in the image'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-secure-boot -d 'Do not build the Secure Boot image (built when shim and signed GRUB are found)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-bios -d 'No BIOS boot on the USB images (added when grub-mkimage and grub-pc-bin are found)'
