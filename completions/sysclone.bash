@@ -1151,7 +1151,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__image__subcmd__export)
-            opts="-q -v -h --raw --quiet --verbose --progress --help"
+            opts="-q -v -h --raw --json --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

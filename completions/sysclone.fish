@@ -337,6 +337,7 @@ bar\t''
 plain\t''
 json\t''
 none\t''"
+complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from export" -l json -d 'Print the report as JSON on standard output'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from export" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'

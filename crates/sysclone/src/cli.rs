@@ -210,6 +210,9 @@ pub enum ImageCmd {
         /// The raw file to create (must not exist)
         #[arg(long)]
         raw: PathBuf,
+        /// Print the report as JSON on standard output
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -308,7 +311,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
         Cmd::Image(ImageCmd::Verify { dir, json }) => crate::saved_image::verify(&dir, json),
         Cmd::Image(ImageCmd::Info { dir, json }) => crate::saved_image::info(&dir, json),
-        Cmd::Image(ImageCmd::Export { dir, raw }) => crate::saved_image::export(&dir, &raw),
+        Cmd::Image(ImageCmd::Export { dir, raw, json }) => crate::saved_image::export(&dir, &raw, json),
         Cmd::Job(JobCmd::Check { file, plan, json }) => job_check(file, plan, json),
         Cmd::GenDocs { man, completions } => crate::gen_docs::generate(&man, &completions),
     }

@@ -50,10 +50,13 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn export(dir: &Path, raw: &Path) -> Result<()> {
+pub fn export(dir: &Path, raw: &Path, json: bool) -> Result<()> {
     let img = Image::open(dir)?;
     let mut progress = progress_printer("export");
     let r = sysclone_imagefile::export_raw(&img, raw, sysclone_imagefile::pool::default_threads(), &mut progress)?;
     say(&format!("wrote {} ({} of data, sparse elsewhere) in {:.1} s", raw.display(), sysclone_disk::human_bytes(r.bytes_written), r.seconds));
+    if json {
+        println!("{}", crate::json::doc(&r)?);
+    }
     Ok(())
 }

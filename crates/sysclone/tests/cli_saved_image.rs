@@ -133,8 +133,10 @@ fn save_verify_restore_export_round_trip() {
     // Export: byte-identical to the source in every stored area and the partition table.
     let raw = f.dir.join("export.raw");
     let _ = fs::remove_file(&raw);
-    let out = sysclone(&["--progress", "none", "image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap()]);
+    let out = sysclone(&["--progress", "none", "image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["schema"] == 1 && r["bytes_written"].as_u64().unwrap() > 0, "{r}");
     let v = run("sgdisk", &["-v", raw.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
     let x = fs::read(&raw).unwrap();
