@@ -12,13 +12,13 @@ use sysclone_init::run::{disks_now, run_clone, CloneOptions, Confirm};
 #[command(name = "sysclone", version, about = "Clone, migrate and rescue whole computers", max_term_width = 80, after_long_help = crate::exit::TABLE)]
 pub struct Cli {
     /// Quieter: no progress and no detail lines (messages, results and errors stay)
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     /// More detail (boot list: device paths, like efibootmgr -v)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
     /// How to show progress: a live bar, plain lines, JSON events (on standard error), or none
-    #[arg(long, global = true, value_enum, default_value = "auto")]
+    #[arg(long, global = true, value_enum, default_value = "auto", help_heading = "Global options")]
     pub progress: ProgressArg,
     #[command(subcommand)]
     pub cmd: Cmd,
