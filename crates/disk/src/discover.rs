@@ -395,7 +395,8 @@ pub const JSON_VERSION: u32 = 1;
 
 /// The `sysclone disks --json` document.
 pub fn to_json(disks: &[Disk], pretty: bool) -> String {
-    let doc = serde_json::json!({ "version": JSON_VERSION, "disks": disks });
+    // `schema` is the name every sysclone JSON document uses (docs/json.md); `version` stays.
+    let doc = serde_json::json!({ "schema": JSON_VERSION, "version": JSON_VERSION, "disks": disks });
     if pretty {
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     } else {

@@ -3,6 +3,7 @@
 
 pub mod discover;
 pub mod guard;
+pub mod outcome;
 pub mod probe;
 pub mod select;
 pub mod sys;
@@ -10,6 +11,7 @@ pub mod table;
 
 pub use discover::{discover, human_bytes, mark_boot_medium, mark_system, Bus, Disk, Partition, Roots};
 pub use guard::{check_target, open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
+pub use outcome::{BadSectors, VerifyFailed};
 pub use select::{parse_size, Selector};
 
 /// Block-device size of an open file: BLKGETSIZE64 for devices, the length for image files.

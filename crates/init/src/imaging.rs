@@ -322,7 +322,8 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
         r.peak_rss_bytes >> 20
     ));
     if r.verified == Some(false) {
-        bail!("verification failed: {} read back differently from what was written at {} place(s), first at byte {}", tgt.describe(), r.mismatches.len(), r.mismatches[0]);
+        let msg = format!("verification failed: {} read back differently from what was written at {} place(s), first at byte {}", tgt.describe(), r.mismatches.len(), r.mismatches[0]);
+        return Err(sysclone_disk::VerifyFailed(msg).into());
     }
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));

@@ -180,7 +180,8 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
         say(&format!("unreadable: {len} bytes at {off} ({}), written as zeros", where_on(&src, *off)));
     }
     if report.verified == Some(false) {
-        bail!("verification failed: the target differs from what was written at {} place(s), first at byte {}", report.mismatches.len(), report.mismatches[0]);
+        let msg = format!("verification failed: the target differs from what was written at {} place(s), first at byte {}", report.mismatches.len(), report.mismatches[0]);
+        return Err(sysclone_disk::VerifyFailed(msg).into());
     }
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#}); they show after a reboot", tgt.name));

@@ -37,14 +37,16 @@ pub enum Position {
 #[derive(Subcommand, Debug)]
 pub enum BootCmd {
     /// List BootCurrent, BootNext, Timeout, BootOrder and every Boot#### (like efibootmgr)
+    ///
+    /// With -v (global): device paths, optional data and unusual attributes (like
+    /// efibootmgr -v)
     List {
-        /// Show device paths, optional data and unusual attributes (like efibootmgr -v)
-        #[arg(short, long)]
-        verbose: bool,
         #[command(flatten)]
         common: Common,
     },
     /// Create a boot entry HD(partition)/File(loader); an identical entry is reused
+    #[command(override_usage = "sysclone boot create [OPTIONS] --disk <DISK> --part <PART>\n       \
+                                --loader <LOADER> --label <LABEL>")]
     Create {
         /// Disk holding the loader: selector (serial=…, model=…) or device path
         #[arg(long)]
@@ -138,13 +140,13 @@ pub enum BootCmd {
 }
 
 /// Run one `sysclone boot` command.
-pub fn run(cmd: BootCmd) -> Result<()> {
+pub fn run(cmd: BootCmd, verbose: bool) -> Result<()> {
     match cmd {
-        BootCmd::List { verbose, common } => {
+        BootCmd::List { common } => {
             let vars = open(&common)?;
             let listing = BootListing::read(&vars)?;
             if common.json {
-                out(&format!("{}\n", serde_json::to_string_pretty(&listing)?));
+                out(&format!("{}\n", crate::json::doc_pretty(&listing)?));
             } else {
                 out(&listing.to_text(verbose));
             }
@@ -188,7 +190,7 @@ pub fn run(cmd: BootCmd) -> Result<()> {
                 let order = vars.boot_order()?;
                 let missing = edit::missing_entries(&vars, &order)?;
                 if common.json {
-                    out(&format!("{}\n", serde_json::to_string_pretty(&json!({ "boot_order": order, "missing": missing }))?));
+                    out(&format!("{}\n", crate::json::doc_pretty(&json!({ "boot_order": order, "missing": missing }))?));
                 } else {
                     let mut text = format!("BootOrder: {}\n", order_text(&order));
                     for n in missing {
@@ -259,7 +261,7 @@ fn finish(vars: &EfiVars, common: &Common, result: serde_json::Value, summary: &
     let listing = BootListing::read(vars)?;
     if common.json {
         let doc = json!({ "result": result, "changes": changes, "listing": listing });
-        out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        out(&format!("{}\n", crate::json::doc_pretty(&doc)?));
         return Ok(());
     }
     let mut text = format!("{summary}\n");
@@ -334,7 +336,7 @@ mod tests {
 
     #[test]
     fn command_line() {
-        assert!(matches!(parse(&["list", "-v", "--json"]).unwrap(), BootCmd::List { verbose: true, common: Common { json: true, .. } }));
+        assert!(matches!(parse(&["list", "--json"]).unwrap(), BootCmd::List { common: Common { json: true, .. } }));
         let c = parse(&["create", "--disk", "serial=X", "--part", "1", "--loader", r"\EFI\debian\shimx64.efi", "--label", "debian", "--position", "last"]).unwrap();
         assert!(matches!(c, BootCmd::Create { part: 1, position: Position::Last, .. }));
         assert!(parse(&["create", "--disk", "x", "--part", "1", "--loader", "l", "--label", "d", "--args", "a", "--data-hex", "00"]).is_err());
@@ -361,20 +363,20 @@ mod tests {
             vec!["next", "1"],
             vec!["timeout", "3"],
             vec!["inactive", "0001"],
-            vec!["list", "-v"],
+            vec!["list"], // run with verbose (-v is global)
             vec!["delete", "0002", "--json"],
             vec!["timeout", "--clear"],
         ] {
             let mut a = args.clone();
             a.extend(["--efivars", d]);
-            run(parse(&a).unwrap()).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+            run(parse(&a).unwrap(), a[0] == "list").unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
         }
         assert_eq!(vars.boot_order().unwrap(), [1]);
         assert_eq!(vars.boot_next().unwrap(), Some(1));
         assert_eq!(vars.timeout().unwrap(), None);
         assert!(!vars.read_boot(1).unwrap().unwrap().is_active());
-        assert!(run(parse(&["order", "0001,0009", "--efivars", d]).unwrap()).is_err());
-        assert!(run(parse(&["list", "--efivars", "/nonexistent/efivars"]).unwrap()).is_err());
+        assert!(run(parse(&["order", "0001,0009", "--efivars", d]).unwrap(), false).is_err());
+        assert!(run(parse(&["list", "--efivars", "/nonexistent/efivars"]).unwrap(), false).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

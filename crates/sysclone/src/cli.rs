@@ -9,10 +9,16 @@ use sysclone_init::job::{BootEntry, Job};
 use sysclone_init::run::{disks_now, run_clone, CloneOptions, Confirm};
 
 #[derive(Parser, Debug)]
-#[command(name = "sysclone", version, about = "Clone, migrate and rescue whole computers")]
+#[command(name = "sysclone", version, about = "Clone, migrate and rescue whole computers", max_term_width = 80, after_long_help = crate::exit::TABLE)]
 pub struct Cli {
+    /// Quieter: no progress and no detail lines (messages, results and errors stay)
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub quiet: bool,
+    /// More detail (boot list: device paths, like efibootmgr -v)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub verbose: u8,
     /// How to show progress: a live bar, plain lines, JSON events (on standard error), or none
-    #[arg(long, global = true, value_enum, default_value = "auto")]
+    #[arg(long, global = true, value_enum, default_value = "auto", help_heading = "Global options")]
     pub progress: ProgressArg,
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -49,6 +55,16 @@ pub enum Cmd {
     /// Job files
     #[command(subcommand)]
     Job(JobCmd),
+    /// Write the man pages and shell completions (for packagers; see scripts/gen-docs)
+    #[command(hide = true)]
+    GenDocs {
+        /// Directory for sysclone.1, sysclone-SUBCOMMAND.1, …
+        #[arg(long, value_name = "DIR")]
+        man: PathBuf,
+        /// Directory for sysclone.bash, _sysclone (zsh) and sysclone.fish
+        #[arg(long, value_name = "DIR")]
+        completions: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -187,6 +203,9 @@ pub enum ImageCmd {
         /// The raw file to create (must not exist)
         #[arg(long)]
         raw: PathBuf,
+        /// Print the report as JSON on standard output
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -311,6 +330,9 @@ pub enum JobCmd {
         /// (nothing is written)
         #[arg(long)]
         plan: bool,
+        /// Print the checked job as JSON on standard output (with defaults filled in)
+        #[arg(long, conflicts_with = "plan")]
+        json: bool,
     },
     /// Run a job file on this machine, as the rescue image would (writes disks)
     Run {
@@ -324,7 +346,9 @@ pub enum JobCmd {
 
 pub fn run(cli: Cli) -> Result<()> {
     use sysclone_init::console::{set_progress_style, ProgressStyle};
+    sysclone_init::console::set_quiet(cli.quiet);
     set_progress_style(match cli.progress {
+        ProgressArg::Auto if cli.quiet => ProgressStyle::Quiet,
         ProgressArg::Auto if nix::unistd::isatty(std::io::stderr()).unwrap_or(false) => ProgressStyle::Bar,
         ProgressArg::Auto | ProgressArg::Plain => ProgressStyle::Plain,
         ProgressArg::Bar => ProgressStyle::Bar,
@@ -337,14 +361,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Migrate(c) => migrate(c),
         Cmd::Save(c) => save(c),
         Cmd::Restore(c) => restore(c),
-        Cmd::Boot(c) => crate::boot_cmd::run(c),
+        Cmd::Boot(c) => crate::boot_cmd::run(c, cli.verbose > 0),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
         Cmd::Image(ImageCmd::Verify { dir, json }) => crate::saved_image::verify(&dir, json),
         Cmd::Image(ImageCmd::Info { dir, json }) => crate::saved_image::info(&dir, json),
-        Cmd::Image(ImageCmd::Export { dir, raw }) => crate::saved_image::export(&dir, &raw),
-        Cmd::Job(JobCmd::Check { file, plan }) => job_check(file, plan),
+        Cmd::Image(ImageCmd::Export { dir, raw, json }) => crate::saved_image::export(&dir, &raw, json),
+        Cmd::Job(JobCmd::Check { file, plan, json }) => job_check(file, plan, json),
         Cmd::Job(JobCmd::Run { file, yes }) => job_run(file, yes),
+        Cmd::GenDocs { man, completions } => crate::gen_docs::generate(&man, &completions),
     }
 }
 
@@ -385,12 +410,13 @@ fn clone(c: CloneConfig) -> Result<()> {
     let outcome = run_clone(&opts)?;
     if c_json {
         match &outcome.copy {
-            Some(r) => println!("{}", serde_json::to_string(r)?),
+            Some(r) => println!("{}", crate::json::doc(r)?),
             None if !outcome.targets.is_empty() => println!("{}", serde_json::to_string(&outcome.targets)?),
             None => {}
         }
     }
-    Ok(())
+    let bad: u64 = outcome.copy.iter().chain(outcome.targets.iter().filter_map(|t| t.report.as_ref())).flat_map(|r| &r.bad_ranges).map(|(_, len)| len).sum();
+    bad_sectors(bad, "written")
 }
 
 impl From<BootPolicyArg> for BootEntry {
@@ -445,7 +471,7 @@ fn migrate(c: MigrateConfig) -> Result<()> {
     };
     let report = sysclone_init::migrate::run_migrate(&opts)?;
     if c.flags.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", crate::json::doc(&report)?);
     }
     Ok(())
 }
@@ -464,10 +490,11 @@ fn save(c: SaveConfig) -> Result<()> {
         options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
     };
-    if let (Some(r), true) = (sysclone_init::imaging::run_save(&req)?, c.json) {
-        println!("{}", serde_json::to_string(&r)?);
+    let Some(r) = sysclone_init::imaging::run_save(&req)? else { return Ok(()) };
+    if c.json {
+        println!("{}", crate::json::doc(&r)?);
     }
-    Ok(())
+    bad_sectors(r.unreadable.iter().map(|(_, len)| len).sum(), "stored")
 }
 
 fn restore(c: RestoreConfig) -> Result<()> {
@@ -493,7 +520,7 @@ fn restore(c: RestoreConfig) -> Result<()> {
     req.boot_entry = c.boot_policy.into();
     req.efivars = c.efivars;
     if let (Some(r), true) = (sysclone_init::imaging::run_restore(&req)?, c.flags.json) {
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", crate::json::doc(&r)?);
     }
     Ok(())
 }
@@ -508,8 +535,23 @@ fn job_run(file: PathBuf, yes: bool) -> Result<()> {
     Ok(())
 }
 
-fn job_check(file: PathBuf, plan: bool) -> Result<()> {
+/// Exit status 5 after a copy that finished with unreadable source sectors (the report, with
+/// their places, is already printed).
+fn bad_sectors(bytes: u64, how: &str) -> Result<()> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let msg = format!("finished, but {} of the source could not be read ({bytes} bytes, {how} as zeros; places above)", sysclone_disk::human_bytes(bytes));
+    Err(sysclone_disk::BadSectors(msg).into())
+}
+
+fn job_check(file: PathBuf, plan: bool, json: bool) -> Result<()> {
     let job = Job::load(&file)?;
+    if json {
+        let doc = serde_json::json!({ "file": file, "job": job, "targets": job.target_list(), "boot_entry": job.boot_entry() });
+        println!("{}", crate::json::doc(&doc)?);
+        return Ok(());
+    }
     println!("{}: ok", file.display());
     println!("  operation: {:?} ({:?})", job.operation, job.mode);
     if !job.source.is_empty() {
@@ -519,7 +561,10 @@ fn job_check(file: PathBuf, plan: bool) -> Result<()> {
         println!("  target:    {t}");
     }
     if let Some(i) = &job.image {
-        println!("  image:     {} partition {}: {}{}", i.disk, i.partition, i.path, i.base.as_deref().map(|b| format!(" (base {b})")).unwrap_or_default());
+        match &i.url {
+            Some(u) => println!("  image:     {u}"),
+            None => println!("  image:     {} partition {}: {}{}", i.disk, i.partition, i.path, i.base.as_deref().map(|b| format!(" (base {b})")).unwrap_or_default()),
+        }
     }
     for p in &job.protect {
         println!("  protect:   {p}");

@@ -51,6 +51,9 @@ pub struct BuildConfig {
     /// nothing else
     #[arg(long)]
     pub list: bool,
+    /// With --list and no --out: print the listing as JSON (modules, firmware, notes, sizes)
+    #[arg(long, requires = "list", conflicts_with = "out")]
+    pub json: bool,
     /// Initramfs compression: zstd (level 19), zstd:LEVEL, gzip or none
     #[arg(long, default_value = "zstd")]
     pub compression: String,
@@ -192,7 +195,7 @@ pub fn collect_tools(c: &BuildConfig, root: &Path) -> Result<ToolBundle> {
     let b = set.finish()?;
     for p in &b.programs {
         let libs = if p.is_static { "static".to_string() } else { format!("{} libraries", p.libraries.len()) };
-        println!("tool: {} -> {} ({libs}, {} bytes)", p.request, p.path, p.bytes);
+        eprintln!("tool: {} -> {} ({libs}, {} bytes)", p.request, p.path, p.bytes);
     }
     if !missing.is_empty() {
         println!("  note: default tools not on this host, left out: {}", missing.join(", "));
@@ -204,7 +207,7 @@ pub fn collect_tools(c: &BuildConfig, root: &Path) -> Result<ToolBundle> {
         }
     }
     if !b.programs.is_empty() {
-        println!("tools: {} programs, {} entries, {} bytes before compression", b.programs.len(), b.files.len(), b.total_bytes);
+        eprintln!("tools: {} programs, {} entries, {} bytes before compression", b.programs.len(), b.files.len(), b.total_bytes);
     }
     Ok(b)
 }
@@ -332,6 +335,11 @@ pub fn build(c: BuildConfig) -> Result<()> {
         let r = build_initramfs(&spec, &tmp, Compression::None);
         let _ = fs::remove_file(&tmp);
         let r = r.context("computing the image contents")?;
+        if c.json {
+            let doc = serde_json::json!({ "profile": profile.name, "profile_sources": profile.sources, "kernel": kver, "initramfs": r });
+            println!("{}", crate::json::doc(&doc)?);
+            return Ok(());
+        }
         print_listing(&r, &profile);
         println!("{} modules ({} bytes), {} firmware files ({} bytes), {} bytes before compression", r.modules.len(), r.module_bytes, r.firmware.len(), r.firmware_bytes, r.uncompressed_size);
         return Ok(());

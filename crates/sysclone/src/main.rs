@@ -3,7 +3,10 @@
 
 mod boot_cmd;
 mod cli;
+mod exit;
+mod gen_docs;
 mod image;
+mod json;
 mod saved_image;
 
 use clap::Parser;
@@ -20,10 +23,6 @@ fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("error: {e:#}");
-        let code = match e.downcast_ref::<sysclone_disk::Refusal>() {
-            Some(_) => 3,
-            None => 1,
-        };
-        std::process::exit(code);
+        std::process::exit(exit::code(&e));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use sysclone_imagefile::{info_text, Image};
 use sysclone_init::console::{progress_printer, say};
 
@@ -11,7 +11,7 @@ pub fn verify(dir: &Path, json: bool) -> Result<()> {
     let mut progress = progress_printer("verify");
     let r = img.verify(sysclone_imagefile::pool::default_threads(), &mut progress)?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", crate::json::doc(&r)?);
     }
     const SHOWN: usize = 50;
     for p in r.problems.iter().take(SHOWN) {
@@ -21,7 +21,8 @@ pub fn verify(dir: &Path, json: bool) -> Result<()> {
         say(&format!("… and {} more problems", r.problems.len() - SHOWN));
     }
     if !r.ok {
-        bail!("image {} is damaged: {} problem(s); {} of {} chunks are good", dir.display(), r.problems.len(), r.chunks_ok, r.chunks);
+        let msg = format!("image {} is damaged: {} problem(s); {} of {} chunks are good", dir.display(), r.problems.len(), r.chunks_ok, r.chunks);
+        return Err(sysclone_disk::VerifyFailed(msg).into());
     }
     say(&format!("image {} is good: manifest, {} chunks ({}) read, decompressed and hashed", dir.display(), r.chunks, sysclone_disk::human_bytes(r.bytes_checked)));
     Ok(())
@@ -43,6 +44,8 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
             o.insert("bases_usable".into(), img.bases.iter().map(|b| b.is_ok()).collect::<Vec<_>>().into());
             o.insert("min_target_bytes".into(), img.manifest.min_target_bytes().into());
             o.insert("manifest_checksum_ok".into(), img.manifest_sum_ok.into());
+            // The manifest's own `version` is the image format's (docs/image-format.md).
+            o.insert("schema".into(), crate::json::SCHEMA.into());
         }
         println!("{v}");
     } else {
@@ -51,10 +54,13 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn export(dir: &Path, raw: &Path) -> Result<()> {
+pub fn export(dir: &Path, raw: &Path, json: bool) -> Result<()> {
     let img = Image::open(dir)?;
     let mut progress = progress_printer("export");
     let r = sysclone_imagefile::export_raw(&img, raw, sysclone_imagefile::pool::default_threads(), &mut progress)?;
     say(&format!("wrote {} ({} of data, sparse elsewhere) in {:.1} s", raw.display(), sysclone_disk::human_bytes(r.bytes_written), r.seconds));
+    if json {
+        println!("{}", crate::json::doc(&r)?);
+    }
     Ok(())
 }

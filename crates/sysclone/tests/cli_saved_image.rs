@@ -58,7 +58,8 @@ fn image_copy(name: &str) -> PathBuf {
 /// `image verify --json`: must fail; returns its report.
 fn verify_fails(image: &Path) -> Value {
     let out = sysclone(&["--progress", "none", "image", "verify", image.to_str().unwrap(), "--json"]);
-    assert!(!out.status.success(), "verify passed a damaged image: {}", String::from_utf8_lossy(&out.stderr));
+    // Exit status 4: verification failed (docs/exit-codes.md).
+    assert_eq!(out.status.code(), Some(4), "verify passed a damaged image: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -132,8 +133,10 @@ fn save_verify_restore_export_round_trip() {
     // Export: byte-identical to the source in every stored area and the partition table.
     let raw = f.dir.join("export.raw");
     let _ = fs::remove_file(&raw);
-    let out = sysclone(&["--progress", "none", "image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap()]);
+    let out = sysclone(&["--progress", "none", "image", "export", f.image.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["schema"] == 1 && r["bytes_written"].as_u64().unwrap() > 0, "{r}");
     let v = run("sgdisk", &["-v", raw.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
     let x = fs::read(&raw).unwrap();
@@ -284,8 +287,11 @@ fn unreadable_sectors_are_stored_as_zeros_and_reported() {
     {
         let bad = FaultyDisk::new(&src_img, &[100, 1500]);
         let out = sysclone(&["--progress", "none", "save", "--source", bad.dev(), "--to", image.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "save failed: {}", String::from_utf8_lossy(&out.stderr));
+        // Exit status 5: finished, with unreadable sectors stored as zeros.
+        assert_eq!(out.status.code(), Some(5), "save: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("8 KiB of the source could not be read"), "{}", String::from_utf8_lossy(&out.stderr));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["schema"], 1, "{r}");
         // The loop device over the FUSE export fails whole 4 KiB pages around each bad sector.
         assert_eq!(r["unreadable"], serde_json::json!([[49152, 4096], [765952, 4096]]), "{r}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("unreadable: 4096 bytes at 49152 (outside any partition), stored as zeros"));
