@@ -92,7 +92,7 @@ fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
     let mut m = Machine::new(w, "lab1");
     m.net_boot(&www, &format!("{base}/boot.ipxe"));
     m.disk(Disk::virtio(&tgt, "TGT1"));
-    let log = m.run(900);
+    let log = m.run_until(900, Some("ERROR:"));
     assert!(log.contains("(dhcp, ") && log.contains("SYSCLONE-RESULT ok"), "the restore over the network did not succeed:\n{log}");
     assert!(log.contains("report posted") && log.contains("rebooting"), "{log}");
     let reports = n.reports();

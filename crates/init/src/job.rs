@@ -321,6 +321,9 @@ impl Job {
         }
         let disk = match self.operation {
             Operation::Save => {
+                if image.url.is_some() {
+                    bail!("a save writes to a partition (image = {{ disk, partition, path }}); image.url is for restores");
+                }
                 let sizing = self.policy.is_some() || self.grow_partition.is_some() || !self.sizes.is_empty() || self.include.is_some() || self.verify;
                 if !self.target.is_empty() || sizing || self.boot_entry_key.is_some() {
                     bail!("a save reads `source` into `image`; target, policy, grow_partition, sizes, include, verify and boot_entry belong to restore");
@@ -347,7 +350,7 @@ impl Job {
         if disk.starts_with('/') {
             bail!("job files name disks by stable selectors (serial=, wwn=, by-id=, model=, size=, role=), not device paths, which change between boots");
         }
-        if sel == Selector::parse(&image.disk)? {
+        if image.url.is_none() && sel == Selector::parse(&image.disk)? {
             bail!("the image's disk and the {} are the same selector ({disk}); images live on another disk", if self.operation == Operation::Save { "source" } else { "target" });
         }
         for p in &self.protect {
@@ -448,6 +451,20 @@ mod tests {
     fn minimal_job_gets_defaults() {
         let j = Job::parse("operation = \"clone\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\n").unwrap();
         assert_eq!((j.mode, j.boot_entry(), j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+    }
+
+    #[test]
+    fn restore_from_a_url() {
+        let j = Job::parse("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"http://srv/images/golden/\" }\n").unwrap();
+        assert!(j.needs_network());
+        for (bad, why) in [
+            ("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"ftp://srv/x/\" }\n", "not an http"),
+            ("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"http://srv/x/\", disk = \"serial=I\" }\n", "not both"),
+            ("operation = \"save\"\nsource = \"serial=S\"\nimage = { url = \"http://srv/x/\" }\n", ""),
+        ] {
+            let e = format!("{:#}", Job::parse(bad).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]
