@@ -62,13 +62,20 @@ fn mbr_type_name(t: u8) -> &'static str {
     }
 }
 
-fn read_at(f: &mut File, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+fn read_at<D: Read + Seek>(f: &mut D, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(off))?;
     f.read_exact(buf)
 }
 
 /// Read the partition table of the disk open in `f` (`logical` = its logical sector size).
 pub fn read_table(f: &mut File, logical: u32, size: u64) -> Result<PartitionTable> {
+    parse_table(f.try_clone()?, logical, size)
+}
+
+/// [`read_table`] on any device (an image in memory, for tests and fuzzing); `dev` is only
+/// read, never written.
+pub fn parse_table<D: gpt::DiskDevice>(mut dev: D, logical: u32, size: u64) -> Result<PartitionTable> {
+    let f = &mut dev;
     let mut lba0 = [0u8; 512];
     read_at(f, 0, &mut lba0).context("reading sector 0")?;
     let mut hdr = [0u8; 8];
@@ -76,7 +83,6 @@ pub fn read_table(f: &mut File, logical: u32, size: u64) -> Result<PartitionTabl
     let protective = lba0[510..512] == [0x55, 0xAA] && (0..4).any(|i| lba0[446 + 16 * i + 4] == 0xEE);
     if &hdr == b"EFI PART" || protective {
         let lb = gpt::disk::LogicalBlockSize::try_from(logical as u64).map_err(|e| anyhow::anyhow!("sector size {logical}: {e}"))?;
-        let dev = f.try_clone()?;
         let disk = gpt::GptConfig::new().writable(false).logical_block_size(lb).open_from_device(dev).context("reading the GPT")?;
         let mut partitions = Vec::new();
         for (n, p) in disk.partitions() {

@@ -1,0 +1,16 @@
+#![no_main]
+//! The partition table reader `sysclone disks` and discovery use (GPT through the gpt crate,
+//! MBR by hand): partitions it returns must lie within the disk.
+use libfuzzer_sys::fuzz_target;
+use std::io::Cursor;
+
+fuzz_target!(|data: &[u8]| {
+    for lbs in [512u32, 4096] {
+        let size = data.len() as u64;
+        if let Ok(t) = sysclone_disk::table::parse_table(Cursor::new(data.to_vec()), lbs, size) {
+            for p in &t.partitions {
+                assert!(p.start_bytes.checked_add(p.size_bytes).is_some());
+            }
+        }
+    }
+});
