@@ -8,6 +8,14 @@ fuzz_target!(|data: &[u8]| {
     if let Some(s) = data.get(512..1024) {
         let _ = sysclone_layout::gpt_raw::parse_header(s);
     }
+    // As given, and with its CRCs made right (so mutations get past them).
+    let mut fixed = data.to_vec();
+    sysclone_fuzz::fix_gpt_crcs(&mut fixed, 512);
+    check(data);
+    check(&fixed);
+});
+
+fn check(data: &[u8]) {
     for lbs in [512u32, 4096] {
         let len = data.len() as u64;
         if let Ok(Some(g)) = sysclone_layout::read_gpt(&mut Cursor::new(data), lbs, len) {
@@ -22,5 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        let problems = sysclone_layout::check_table(&mut Cursor::new(data), lbs, data.len() as u64);
+        assert!(problems.iter().all(|p| !p.is_empty()));
     }
-});
+}

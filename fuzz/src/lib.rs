@@ -47,3 +47,30 @@ pub fn map_and_check(data: &[u8]) -> UsedMap {
     assert!(m.block_size > 0);
     m
 }
+
+fn le32(d: &[u8], o: usize) -> Option<usize> {
+    Some(u32::from_le_bytes(d.get(o..o + 4)?.try_into().ok()?) as usize)
+}
+
+/// Make the CRCs of the GPT headers in `d` (the primary at LBA 1 and a backup on the last
+/// sector, `lbs`-byte sectors) and of the entry arrays they name right again, so that
+/// mutations reach the fields behind the checksums instead of stopping at them.
+pub fn fix_gpt_crcs(d: &mut [u8], lbs: usize) {
+    let last = (d.len() / lbs).saturating_sub(1) * lbs;
+    for ho in [lbs, last] {
+        if ho == 0 || d.get(ho..ho + 8) != Some(b"EFI PART") || d.len() < ho + lbs {
+            continue;
+        }
+        let (Some(n), Some(esz)) = (le32(d, ho + 80), le32(d, ho + 84)) else { continue };
+        let elba = u64::from_le_bytes(d[ho + 72..ho + 80].try_into().unwrap());
+        let start = elba.checked_mul(lbs as u64).and_then(|s| usize::try_from(s).ok());
+        if let Some(s) = start.filter(|&s| n.checked_mul(esz).and_then(|a| s.checked_add(a)).is_some_and(|e| e <= d.len())) {
+            let crc = crc32fast::hash(&d[s..s + n * esz]);
+            d[ho + 88..ho + 92].copy_from_slice(&crc.to_le_bytes());
+        }
+        let hsz = le32(d, ho + 12).unwrap_or(92).clamp(92, lbs);
+        d[ho + 16..ho + 20].fill(0);
+        let crc = crc32fast::hash(&d[ho..ho + hsz]);
+        d[ho + 16..ho + 20].copy_from_slice(&crc.to_le_bytes());
+    }
+}

@@ -89,11 +89,17 @@ pub fn parse_table<D: gpt::DiskDevice>(mut dev: D, logical: u32, size: u64) -> R
             if !p.is_used() {
                 continue;
             }
+            // An entry whose bytes do not fit the disk (or a u64) is no partition to list or
+            // probe; `sysclone_layout::check_table` says what is wrong (found by fuzzing:
+            // the multiplication overflowed).
+            let lbs = logical as u64;
+            let range = p.first_lba.checked_mul(lbs).zip(p.last_lba.checked_add(1).and_then(|e| e.checked_mul(lbs)));
+            let Some((start_bytes, end_bytes)) = range.filter(|&(s, e)| s < e && e <= size) else { continue };
             let type_id = p.part_type_guid.guid.to_string();
             partitions.push(TablePartition {
                 number: *n,
-                start_bytes: p.first_lba * logical as u64,
-                size_bytes: (p.last_lba + 1).saturating_sub(p.first_lba) * logical as u64,
+                start_bytes,
+                size_bytes: end_bytes - start_bytes,
                 type_name: gpt_type_name(&type_id).to_string(),
                 type_id,
                 label: (!p.name.is_empty()).then(|| p.name.clone()),
@@ -131,4 +137,33 @@ pub fn parse_table<D: gpt::DiskDevice>(mut dev: D, logical: u32, size: u64) -> R
         }
     }
     Ok(PartitionTable { kind: "none", disk_guid: None, partitions: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    /// Found by fuzzing (fuzz/fuzz_targets/partition_table.rs): an entry's first LBA times
+    /// the sector size overflowed. Entries that do not fit the disk are not listed.
+    #[test]
+    fn entries_beyond_the_disk_or_u64_are_not_listed() {
+        let bytes = 4u64 << 20;
+        let mut img = Cursor::new(vec![0u8; bytes as usize]);
+        gpt::mbr::ProtectiveMBR::with_lb_size((bytes / 512 - 1) as u32).overwrite_lba0(&mut img).unwrap();
+        let mut d = gpt::GptConfig::new().writable(true).logical_block_size(gpt::disk::LogicalBlockSize::Lb512).create_from_device(img, None).unwrap();
+        d.add_partition("a", 1 << 20, gpt::partition_types::LINUX_FS, 0, None).unwrap();
+        d.add_partition("b", 1 << 20, gpt::partition_types::LINUX_FS, 0, None).unwrap();
+        let mut img = d.write().unwrap();
+        img.flush().unwrap();
+        let good = img.into_inner();
+        assert_eq!(parse_table(Cursor::new(good.clone()), 512, bytes).unwrap().partitions.len(), 2);
+        for (field, val) in [(32, 1u64 << 62), (40, u64::MAX), (40, bytes / 512 + 100)] {
+            let mut b = good.clone();
+            sysclone_testutil::patch_gpt_entry(&mut b, true, true, 1, field, val);
+            let t = parse_table(Cursor::new(b), 512, bytes).unwrap();
+            assert_eq!(t.partitions.len(), 1, "entry 2 with field {field} = {val}: {t:?}");
+            assert!(t.partitions.iter().all(|p| p.start_bytes + p.size_bytes <= bytes));
+        }
+    }
 }

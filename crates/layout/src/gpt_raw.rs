@@ -339,27 +339,6 @@ mod tests {
         assert!(g.relocate(3 << 20).is_err());
     }
 
-    /// Rewrite entry `idx`'s first or last LBA in the primary and/or backup array, fixing
-    /// the CRCs: a table that is consistent in itself but hostile.
-    fn patch_entry(img: &mut [u8], primary: bool, backup: bool, idx: usize, field: usize, val: u64) {
-        let mut hdrs = Vec::new();
-        if primary {
-            hdrs.push(512);
-        }
-        if backup {
-            hdrs.push(img.len() - 512);
-        }
-        for ho in hdrs {
-            let (elba, n, esz) = (u64_at(img, ho + 72) as usize, u32_at(img, ho + 80) as usize, u32_at(img, ho + 84) as usize);
-            let at = elba * 512 + idx * esz + field;
-            img[at..at + 8].copy_from_slice(&val.to_le_bytes());
-            let crc = crc32fast::hash(&img[elba * 512..elba * 512 + n * esz]);
-            img[ho + 88..ho + 92].copy_from_slice(&crc.to_le_bytes());
-            let sector = finish_header(img[ho..ho + 512].to_vec(), u32_at(img, ho + 12));
-            img[ho..ho + 512].copy_from_slice(&sector);
-        }
-    }
-
     #[test]
     fn check_table_names_each_problem() {
         let good = make_disk(8 << 20, 512);
@@ -368,18 +347,18 @@ mod tests {
         assert!(check_table(&mut Cursor::new(vec![0u8; 1 << 20]), 512, 1 << 20).is_empty());
 
         let mut overlap = good.clone();
-        patch_entry(&mut overlap, true, true, 1, 32, 2100); // partition 2 starts inside 1
+        sysclone_testutil::patch_gpt_entry(&mut overlap, true, true, 1, 32, 2100); // partition 2 starts inside 1
         let p = check_table(&mut Cursor::new(&overlap), 512, n);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("partitions 1 and 2 overlap"), "{p:?}");
 
         let mut beyond = good.clone();
-        patch_entry(&mut beyond, true, true, 1, 40, n / 512 * 2);
+        sysclone_testutil::patch_gpt_entry(&mut beyond, true, true, 1, 40, n / 512 * 2);
         let p = check_table(&mut Cursor::new(&beyond), 512, n);
         assert!(p.len() == 1 && p[0].contains("outside the usable range"), "{p:?}");
 
         let mut mismatch = good.clone();
-        patch_entry(&mut mismatch, false, true, 1, 40, 9000);
+        sysclone_testutil::patch_gpt_entry(&mut mismatch, false, true, 1, 40, 9000);
         let p = check_table(&mut Cursor::new(&mismatch), 512, n);
         assert_eq!(p, vec!["the backup GPT entries differ from the primary's".to_string()]);
 

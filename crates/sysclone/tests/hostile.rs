@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sysclone_testutil::{require_root, run, sha256, Loop};
+use sysclone_testutil::{patch_gpt_entry, require_root, run, sha256, Loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sysclone");
 const MIB: u64 = 1 << 20;
@@ -38,43 +38,11 @@ fn source_disk(dir: &Path, name: &str) -> PathBuf {
     img
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-/// Set entry `idx`'s first (`field` 32) or last (40) LBA in the primary and/or backup GPT
-/// of `img`, with every CRC made right again: a table consistent in itself, but hostile.
+/// [`patch_gpt_entry`] on an image file.
 fn patch_gpt(img: &Path, primary: bool, backup: bool, idx: usize, field: usize, val: u64) {
     let mut b = fs::read(img).unwrap();
-    let len = b.len();
-    for (ho, yes) in [(512, primary), (len - 512, backup)] {
-        if !yes {
-            continue;
-        }
-        let elba = u64::from_le_bytes(b[ho + 72..ho + 80].try_into().unwrap()) as usize;
-        let (n, esz) = (u32_at(&b, ho + 80) as usize, u32_at(&b, ho + 84) as usize);
-        let at = elba * 512 + idx * esz + field;
-        b[at..at + 8].copy_from_slice(&val.to_le_bytes());
-        let crc = crc32(&b[elba * 512..elba * 512 + n * esz]);
-        b[ho + 88..ho + 92].copy_from_slice(&crc.to_le_bytes());
-        b[ho + 16..ho + 20].fill(0);
-        let hsz = u32_at(&b, ho + 12) as usize;
-        let crc = crc32(&b[ho..ho + hsz]);
-        b[ho + 16..ho + 20].copy_from_slice(&crc.to_le_bytes());
-    }
+    patch_gpt_entry(&mut b, primary, backup, idx, field, val);
     fs::write(img, b).unwrap();
-}
-
-/// CRC-32 (IEEE), bitwise: the test's own, independent of the code under test.
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &x in data {
-        c ^= x as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
-        }
-    }
-    !c
 }
 
 /// A target loop device of `size` bytes in the middle of a file, with 1 MiB of a known
