@@ -115,10 +115,20 @@ fn finish(mode: Mode, src: &Disk, tgt: &Disk, head_bytes: u64, mut regions: Vec<
 /// Plan a smart clone: the partition table, the area before the first partition (boot code),
 /// and per partition what its filesystem uses (`uses`; a partition missing there is copied
 /// whole). Partitions keep their offsets, so the target must reach the last partition's end.
+///
+/// Partitions that overlap make every used-block map suspect (one filesystem's free space is
+/// another's data): the plan falls back to an exact clone, with a note, or is refused when
+/// the target is smaller than the source.
 pub fn plan_smart(src: &Disk, gpt: Option<&RawGpt>, tgt: &Disk, uses: &[PartitionUse]) -> Result<ClonePlan> {
     check_sectors(src, tgt)?;
     if src.partitions.is_empty() {
         bail!("source {} has no partition table sysclone understands; use --mode exact", src.describe());
+    }
+    if let Some(why) = overlap(src) {
+        ensure!(tgt.size_bytes >= src.size_bytes, "source {}: {why}; its used blocks cannot be trusted, and an exact copy needs a target of at least {} bytes", src.describe(), src.size_bytes);
+        let mut plan = plan_exact(src, gpt, tgt)?;
+        plan.notes.push(format!("{why}: the filesystems' maps cannot be trusted, every byte is copied"));
+        return Ok(plan);
     }
     let lbs = src.logical_sector as u64;
     let last_end = src.partitions.iter().map(|p| p.start_bytes + p.size_bytes).max().unwrap_or(0);
@@ -170,6 +180,13 @@ pub fn plan_smart(src: &Disk, gpt: Option<&RawGpt>, tgt: &Disk, uses: &[Partitio
         }
     }
     Ok(finish(Mode::Smart, src, tgt, head_bytes, merged, notes, gpt))
+}
+
+/// Two partitions of `src` that share bytes, in words.
+fn overlap(src: &Disk) -> Option<String> {
+    let mut parts: Vec<_> = src.partitions.iter().map(|p| (p.start_bytes, p.start_bytes.saturating_add(p.size_bytes), p.number)).collect();
+    parts.sort();
+    parts.windows(2).find(|w| w[1].0 < w[0].1).map(|w| format!("partitions {} and {} overlap", w[0].2, w[1].2))
 }
 
 impl ClonePlan {

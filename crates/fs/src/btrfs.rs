@@ -68,10 +68,13 @@ impl Fs<'_> {
     /// Physical offset of `[logical, logical + nodesize)` through the system chunks.
     fn phys(&self, logical: u64) -> R<u64> {
         for c in &self.sys {
-            if logical >= c.logical && logical - c.logical < c.length && logical - c.logical + self.nodesize as u64 <= c.length {
+            let n = self.nodesize as u64;
+            // Checked: a hostile chunk length near 2^64 must not wrap (found by fuzzing).
+            let rel = logical.checked_sub(c.logical);
+            if let Some(rel) = rel.filter(|&r| r.checked_add(n).is_some_and(|e| e <= c.length)) {
                 if let Some(&(_, off)) = c.stripes.iter().find(|s| s.0 == self.devid) {
-                    return match off.checked_add(logical - c.logical) {
-                        Some(p) if p + self.nodesize as u64 <= self.dev_bytes => Ok(p),
+                    return match off.checked_add(rel) {
+                        Some(p) if p.checked_add(n).is_some_and(|e| e <= self.dev_bytes) => Ok(p),
                         _ => whole!("chunk tree node {logical} maps outside the device"),
                     };
                 }
@@ -197,4 +200,43 @@ pub(crate) fn map(src: &dyn Source, set: &mut ExtentSet) -> R<Parsed> {
         }
     }
     Ok(Parsed { block_size: sectorsize, note: Some("btrfs: allocated chunks are copied whole".into()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::map_bytes;
+
+    fn put(b: &mut [u8], o: usize, v: &[u8]) {
+        b[o..o + v.len()].copy_from_slice(v);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/fs_btrfs.rs): a system chunk of length near 2^64
+    /// and a chunk root near its end overflowed `offset + nodesize` (a panic in debug
+    /// builds, a wrapped bound in release). It must be invalid content: a whole-partition map.
+    #[test]
+    fn huge_system_chunk_is_whole_not_an_overflow() {
+        let len = 2usize << 20;
+        let mut b = vec![0u8; len];
+        let sb = 0x10000;
+        put(&mut b, sb + 0x30, &0x10000u64.to_le_bytes());
+        put(&mut b, sb + 0x40, b"_BHRfS_M");
+        put(&mut b, sb + 0x88, &1u64.to_le_bytes()); // one device
+        put(&mut b, sb + 0x90, &4096u32.to_le_bytes()); // sector size
+        put(&mut b, sb + 0x94, &16384u32.to_le_bytes()); // node size
+        put(&mut b, sb + 0xC9, &1u64.to_le_bytes()); // devid
+        put(&mut b, sb + 0xD1, &(len as u64).to_le_bytes()); // device bytes
+        put(&mut b, sb + 0x58, &(u64::MAX - 100).to_le_bytes()); // chunk root
+        // sys_chunk_array: one CHUNK_ITEM at logical 0 of length 2^64 - 1, one stripe on devid 1.
+        let mut item = vec![0u8; 17 + 48 + 32];
+        item[8] = 228;
+        put(&mut item, 17, &u64::MAX.to_le_bytes());
+        put(&mut item, 17 + 44, &1u16.to_le_bytes());
+        put(&mut item, 17 + 48, &1u64.to_le_bytes());
+        put(&mut b, sb + 0xA0, &(item.len() as u32).to_le_bytes());
+        put(&mut b, sb + 0x32B, &item);
+        let m = map_bytes(&b);
+        assert_eq!(m.fs, "btrfs");
+        assert!(m.whole, "{m:?}");
+        assert!(m.note.unwrap().contains("chunk tree node"));
+    }
 }

@@ -22,6 +22,9 @@ impl Cmdline {
         words.push(word);
         for w in words.into_iter().filter(|w| !w.is_empty()) {
             let (k, v) = w.split_once('=').unwrap_or((&w, ""));
+            if k.is_empty() {
+                continue; // "=value" names nothing (the kernel ignores it too)
+            }
             map.insert(k.to_string(), v.to_string());
         }
         Cmdline(map)
@@ -53,5 +56,14 @@ mod tests {
         assert_eq!(c.get("foo"), Some("a b"));
         assert_eq!(c.get("nope"), None);
         assert_eq!(Cmdline::parse(""), Cmdline::default());
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/kernel_cmdline.rs): a word `=value` was kept
+    /// under an empty key.
+    #[test]
+    fn word_without_key_is_ignored() {
+        let c = Cmdline::parse("toml sysclone.mode=list =UUID=1234 ro =");
+        assert_eq!(c.0.keys().collect::<Vec<_>>(), ["ro", "sysclone.mode", "toml"]);
+        assert_eq!(c.get(""), None);
     }
 }

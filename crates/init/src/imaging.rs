@@ -55,8 +55,7 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
         say(&format!("warning: {} is mounted ({}); files changing during the save make an inconsistent image", src.name, src.mounts.join(", ")));
     }
     let sh = open_source(&src)?;
-    let mut f = sh.file.try_clone()?;
-    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of {}", src.describe()))?;
+    let gpt = crate::run::read_source_gpt(&src, &sh.file)?;
     let uses = used_maps(&src, &sh.file);
     let plan = plan_save(&src, gpt.as_ref(), &uses, req.partitions.as_deref())?;
     say(&plan.show(&req.to));

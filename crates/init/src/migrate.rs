@@ -84,8 +84,7 @@ fn min_size_of(dev_file: &File, start: u64, size: u64, lbs: u32, fs: &str) -> Op
 
 /// Read the source's layout: GPT entries as they are on disk, filesystems, used blocks.
 pub fn source_layout(src: &Disk, f: &File) -> Result<SourceLayout> {
-    let mut r = f.try_clone()?;
-    let gpt = sysclone_layout::read_gpt(&mut r, src.logical_sector, src.size_bytes)?.ok_or_else(|| anyhow!("source {} has no GPT; migrate handles GPT disks (clone an MBR disk with `sysclone clone`)", src.describe()))?;
+    let gpt = crate::run::read_source_gpt(src, f)?.ok_or_else(|| anyhow!("source {} has no GPT; migrate handles GPT disks (clone an MBR disk with `sysclone clone`)", src.describe()))?;
     let lbs = src.logical_sector as u64;
     let es = gpt.header.entry_size as usize;
     let mut parts = Vec::new();

@@ -144,8 +144,7 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let target = opts.targets.first().ok_or_else(|| anyhow::anyhow!("no target disk named"))?;
     let (src, tgt, ctx) = choose_disks(&opts.source, target, &opts.protect, opts.boot_partuuid.as_deref())?;
     let sh = open_source(&src)?;
-    let mut f = sh.file.try_clone()?;
-    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
+    let gpt = read_source_gpt(&src, &sh.file)?;
     let plan = plan_for(opts.mode, &src, &sh.file, gpt.as_ref(), &tgt, &mut None)?;
     say(&plan.show());
     if opts.dry_run {
@@ -197,6 +196,18 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     Ok(Outcome { copy: Some(report), targets: Vec::new(), boot_entry, loader, boot: Some(boot) })
 }
 
+/// Read the source's primary GPT (refusing one that does not parse: partitions outside the
+/// disk, bad CRCs) and warn about whatever else is wrong with its table (overlapping
+/// partitions, a missing or different backup); the copy goes on from the primary.
+pub fn read_source_gpt(src: &Disk, f: &std::fs::File) -> Result<Option<sysclone_layout::RawGpt>> {
+    let mut r = f.try_clone()?;
+    let gpt = sysclone_layout::read_gpt(&mut r, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
+    for p in sysclone_layout::check_table(&mut r, src.logical_sector, src.size_bytes) {
+        say(&format!("warning: the partition table of {}: {p}", src.name));
+    }
+    Ok(gpt)
+}
+
 /// Plan a clone of `src` onto `tgt` in `mode`.
 fn plan_for(mode: Mode, src: &Disk, sh: &std::fs::File, gpt: Option<&sysclone_layout::RawGpt>, tgt: &Disk, uses: &mut Option<Vec<PartitionUse>>) -> Result<sysclone_copy::ClonePlan> {
     match mode {
@@ -216,8 +227,7 @@ fn run_duplicate(opts: &CloneOptions) -> Result<Outcome> {
     }
     let (src, tgts, ctx) = choose_targets(&opts.source, &opts.targets, &opts.protect, opts.boot_partuuid.as_deref())?;
     let sh = open_source(&src)?;
-    let mut f = sh.file.try_clone()?;
-    let gpt = sysclone_layout::read_gpt(&mut f, src.logical_sector, src.size_bytes).with_context(|| format!("reading the partition table of source {}", src.describe()))?;
+    let gpt = read_source_gpt(&src, &sh.file)?;
     let mut uses = None;
     let plans = tgts.iter().map(|t| plan_for(opts.mode, &src, &sh.file, gpt.as_ref(), t, &mut uses)).collect::<Result<Vec<_>>>()?;
     for p in &plans {

@@ -67,6 +67,9 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
 }
 
+/// The largest GPT entry array read (a hostile header could otherwise ask for 256 MiB).
+pub const MAX_ENTRY_ARRAY_BYTES: u64 = 4 << 20;
+
 /// Parse and CRC-check a header sector.
 pub fn parse_header(sector: &[u8]) -> Result<GptHeader> {
     ensure!(sector.len() >= 92, "GPT header sector too short");
@@ -81,6 +84,8 @@ pub fn parse_header(sector: &[u8]) -> Result<GptHeader> {
     let num_entries = u32_at(sector, 80);
     ensure!(entry_size >= 128 && entry_size % 8 == 0 && entry_size <= 4096, "GPT entry size {entry_size} is invalid");
     ensure!(num_entries > 0 && num_entries <= 65536, "GPT entry count {num_entries} is invalid");
+    // Bounded before anything is allocated from it (128 entries of 128 bytes is usual).
+    ensure!(num_entries as u64 * entry_size as u64 <= MAX_ENTRY_ARRAY_BYTES, "GPT entry array of {num_entries} x {entry_size} bytes is larger than {MAX_ENTRY_ARRAY_BYTES}");
     Ok(GptHeader {
         header_size,
         current_lba: u64_at(sector, 24),
@@ -126,6 +131,68 @@ pub fn read_gpt<R: Read + Seek>(dev: &mut R, logical_sector: u32, disk_bytes: u6
         }
     }
     Ok(Some(RawGpt { logical_sector, header_sector: sector, header, entries }))
+}
+
+/// What is wrong with a disk's GPT, in words (empty: nothing, or no GPT at all): a primary
+/// that does not parse, partitions beyond the disk or its usable range, overlapping
+/// partitions, a backup header or array that is missing, damaged or differs from the
+/// primary. Reads only; never fails (a failing read is itself reported).
+pub fn check_table<R: Read + Seek>(dev: &mut R, logical_sector: u32, disk_bytes: u64) -> Vec<String> {
+    let lbs = logical_sector as u64;
+    let mut problems = Vec::new();
+    let primary = match read_gpt(dev, logical_sector, disk_bytes) {
+        Ok(Some(g)) => g,
+        Ok(None) => return problems,
+        Err(e) => {
+            problems.push(format!("primary GPT: {e:#}"));
+            return problems;
+        }
+    };
+    let h = &primary.header;
+    let mut used: Vec<(u64, u64, usize)> = primary
+        .entries
+        .chunks(h.entry_size as usize)
+        .enumerate()
+        .filter(|(_, e)| e[0..16].iter().any(|&b| b != 0))
+        .map(|(i, e)| (u64_at(e, 32), u64_at(e, 40), i + 1))
+        .collect();
+    used.sort();
+    for w in used.windows(2) {
+        if w[1].0 <= w[0].1 {
+            problems.push(format!("partitions {} and {} overlap (LBA {}..{} and {}..{})", w[0].2, w[1].2, w[0].0, w[0].1, w[1].0, w[1].1));
+        }
+    }
+    let lbas = disk_bytes / lbs;
+    let backup_lba = if h.backup_lba < lbas { h.backup_lba } else { lbas.saturating_sub(1) };
+    if h.backup_lba != lbas.saturating_sub(1) {
+        problems.push(format!("the primary header puts the backup at LBA {}, not on the last LBA ({})", h.backup_lba, lbas.saturating_sub(1)));
+    }
+    let mut sector = vec![0u8; logical_sector as usize];
+    let read = dev.seek(SeekFrom::Start(backup_lba * lbs)).and_then(|_| dev.read_exact(&mut sector));
+    let backup = match read {
+        Err(e) => return [problems, vec![format!("backup GPT header at LBA {backup_lba} cannot be read ({e})")]].concat(),
+        Ok(()) if &sector[0..8] != b"EFI PART" => return [problems, vec![format!("no backup GPT header at LBA {backup_lba}")]].concat(),
+        Ok(()) => match parse_header(&sector) {
+            Ok(b) => b,
+            Err(e) => return [problems, vec![format!("backup GPT header: {e:#}")]].concat(),
+        },
+    };
+    if (backup.first_usable, backup.last_usable, backup.disk_guid, backup.num_entries, backup.entry_size, backup.current_lba)
+        != (h.first_usable, h.last_usable, h.disk_guid, h.num_entries, h.entry_size, backup_lba)
+    {
+        problems.push("the backup GPT header differs from the primary".to_string());
+    }
+    let array_bytes = backup.num_entries as u64 * backup.entry_size as u64;
+    let mut entries = vec![0u8; array_bytes as usize];
+    let in_disk = backup.entries_lba.checked_mul(lbs).and_then(|o| o.checked_add(array_bytes)).is_some_and(|e| e <= disk_bytes);
+    if !in_disk || dev.seek(SeekFrom::Start(backup.entries_lba * lbs)).and_then(|_| dev.read_exact(&mut entries)).is_err() {
+        problems.push(format!("the backup GPT entry array (LBA {}) cannot be read", backup.entries_lba));
+    } else if crc32fast::hash(&entries) != backup.entries_crc {
+        problems.push("the backup GPT entry array fails its CRC".to_string());
+    } else if entries != primary.entries {
+        problems.push("the backup GPT entries differ from the primary's".to_string());
+    }
+    problems
 }
 
 pub(crate) fn finish_header(mut sector: Vec<u8>, header_size: u32) -> Vec<u8> {
@@ -270,6 +337,40 @@ mod tests {
         let src = make_disk(8 << 20, 512);
         let g = read_gpt(&mut Cursor::new(&src), 512, src.len() as u64).unwrap().unwrap();
         assert!(g.relocate(3 << 20).is_err());
+    }
+
+    #[test]
+    fn check_table_names_each_problem() {
+        let good = make_disk(8 << 20, 512);
+        let n = good.len() as u64;
+        assert_eq!(check_table(&mut Cursor::new(&good), 512, n), Vec::<String>::new());
+        assert!(check_table(&mut Cursor::new(vec![0u8; 1 << 20]), 512, 1 << 20).is_empty());
+
+        let mut overlap = good.clone();
+        sysclone_testutil::patch_gpt_entry(&mut overlap, true, true, 1, 32, 2100); // partition 2 starts inside 1
+        let p = check_table(&mut Cursor::new(&overlap), 512, n);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("partitions 1 and 2 overlap"), "{p:?}");
+
+        let mut beyond = good.clone();
+        sysclone_testutil::patch_gpt_entry(&mut beyond, true, true, 1, 40, n / 512 * 2);
+        let p = check_table(&mut Cursor::new(&beyond), 512, n);
+        assert!(p.len() == 1 && p[0].contains("outside the usable range"), "{p:?}");
+
+        let mut mismatch = good.clone();
+        sysclone_testutil::patch_gpt_entry(&mut mismatch, false, true, 1, 40, 9000);
+        let p = check_table(&mut Cursor::new(&mismatch), 512, n);
+        assert_eq!(p, vec!["the backup GPT entries differ from the primary's".to_string()]);
+
+        let mut no_backup = good.clone();
+        let l = no_backup.len();
+        no_backup[l - 512..].fill(0);
+        let p = check_table(&mut Cursor::new(&no_backup), 512, n);
+        assert!(p.len() == 1 && p[0].contains("no backup GPT header"), "{p:?}");
+
+        // Truncated disk: the backup the header names lies beyond the end.
+        let p = check_table(&mut Cursor::new(&good[..(4 << 20)]), 512, 4 << 20);
+        assert!(!p.is_empty(), "{p:?}");
     }
 
     #[test]

@@ -11,5 +11,5 @@
 pub mod gpt_raw;
 pub mod migrate;
 
-pub use gpt_raw::{patch_protective_mbr, read_gpt, GptHeader, RawGpt, RelocatedGpt};
+pub use gpt_raw::{check_table, patch_protective_mbr, read_gpt, GptHeader, RawGpt, RelocatedGpt};
 pub use migrate::{plan_migration, FsAction, Identities, MigratePlan, MigrateRequest, Policy, Refusal, SourceLayout, SourcePart, TargetGpt, TargetPart};

@@ -68,6 +68,22 @@ fn read_capped<R: Read>(r: R, what: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A `Vec` that refuses to grow past [`MAX_UNPACKED`].
+struct CappedWriter(Vec<u8>);
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.0.len() + buf.len()) as u64 > MAX_UNPACKED {
+            return Err(std::io::Error::other(format!("more than {MAX_UNPACKED} bytes")));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Unpacks `data` if it starts with xz, zstd or gzip magic; otherwise returns it unchanged.
 /// `what` names the file in errors. Concatenated zstd frames and xz streams are all read.
 pub fn unpack(data: Vec<u8>, what: &str) -> Result<Vec<u8>> {
@@ -89,13 +105,18 @@ pub fn unpack(data: Vec<u8>, what: &str) -> Result<Vec<u8>> {
             Ok(out)
         }
         Some(Packed::Xz) => {
-            let mut out = Vec::new();
-            lzma_rs::xz_decompress(&mut BufReader::new(&data[..]), &mut out)
-                .map_err(|e| anyhow::anyhow!("unpacking {what}: bad xz data: {e:?}"))?;
-            if out.len() as u64 > MAX_UNPACKED {
-                bail!("unpacking {what}: more than {MAX_UNPACKED} bytes");
+            // Capped while it is written (an xz bomb would otherwise be unpacked whole before
+            // any check), and a panic of the decoder on hostile input (lzma-rs 0.3 overflows
+            // on a footer's backward size of 2^32-1 in builds with overflow checks: found by
+            // fuzzing) is bad data, not a crash of the builder.
+            let mut out = CappedWriter(Vec::new());
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lzma_rs::xz_decompress(&mut BufReader::new(&data[..]), &mut out)));
+            match r {
+                Ok(Ok(())) => Ok(out.0),
+                Ok(Err(_)) if out.0.len() as u64 >= MAX_UNPACKED => bail!("unpacking {what}: more than {MAX_UNPACKED} bytes"),
+                Ok(Err(e)) => bail!("unpacking {what}: bad xz data: {e:?}"),
+                Err(_) => bail!("unpacking {what}: bad xz data (the decoder gave up)"),
             }
-            Ok(out)
         }
     }
 }
@@ -134,6 +155,17 @@ mod tests {
             v.extend_from_slice(&(i.wrapping_mul(2_654_435_761) >> (i % 7)).to_le_bytes()[..(i % 4) as usize + 1]);
         }
         v
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/modinfo.rs): an xz footer whose backward size is
+    /// 2^32-1 made lzma-rs overflow (a panic with overflow checks). Bad data, an error.
+    #[test]
+    fn xz_with_hostile_footer_is_an_error_not_a_panic() {
+        let mut packed = pack_with(&["xz", "--check=crc32", "-c"], &sample()[..4096]);
+        let n = packed.len();
+        packed[n - 8..n - 4].fill(0xFF);
+        let e = unpack(packed, "m.ko.xz").unwrap_err();
+        assert!(format!("{e:#}").contains("bad xz data"), "{e:#}");
     }
 
     #[test]

@@ -1,0 +1,8 @@
+#![no_main]
+//! NTFS boot sector, $MFT runlist, $Bitmap (used-block map), on a sparse image
+//! (see `sysclone_fuzz::sparse_image`).
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    sysclone_fuzz::map_and_check(data);
+});
