@@ -41,7 +41,7 @@ pub fn join_url(base: &str, rel: &str) -> Result<String> {
             p => segs.push(p),
         }
     }
-    Ok(format!("{origin}/{}/", segs.join("/")).replace("//", "/").replacen(":/", "://", 1))
+    Ok(if segs.is_empty() { format!("{origin}/") } else { format!("{origin}/{}/", segs.join("/")) })
 }
 
 impl HttpSource {

@@ -205,10 +205,7 @@ pub fn from_hex(s: &str) -> Result<Vec<u8>> {
 }
 
 /// SHA-256 as lowercase hex.
-pub fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest;
-    to_hex(&sha2::Sha256::digest(b))
-}
+pub use sysclone_net::http::sha256_hex;
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))

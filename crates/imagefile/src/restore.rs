@@ -128,12 +128,31 @@ pub struct RestoreReport {
 
 /// Which chunks the target already holds, byte for byte, at their place (by SHA-256 of what
 /// is there). Chunks touching the sectors a restore clears first are always fetched.
+/// Reads a target back past the page cache where it allows (O_DIRECT, aligned buffer).
+struct TargetReader<'a> {
+    tgt: &'a File,
+    direct: Option<File>,
+    buf: sysclone_copy::aligned::AlignedBuf,
+    target: &'a str,
+}
+
+impl<'a> TargetReader<'a> {
+    fn new(tgt: &'a File, max_len: u64, target: &'a str) -> TargetReader<'a> {
+        TargetReader { tgt, direct: sysclone_copy::reopen_direct(tgt, false), buf: sysclone_copy::aligned::AlignedBuf::new(max_len as usize), target }
+    }
+
+    fn read(&mut self, off: u64, len: u64) -> Result<&[u8]> {
+        self.buf.set_len(len as usize);
+        let f = self.direct.as_ref().unwrap_or(self.tgt);
+        f.read_exact_at(&mut self.buf, off).with_context(|| format!("reading back {len} bytes at {off} of {}", self.target))?;
+        Ok(&self.buf)
+    }
+}
+
 fn chunks_already_there(img: &Image, plan: &RestorePlan, tgt: &File, target: &str) -> Result<Vec<bool>> {
     let m = &img.manifest;
     let lbs = plan.logical_sector as u64;
-    let direct = sysclone_copy::reopen_direct(tgt, false);
-    let f = direct.as_ref().unwrap_or(tgt);
-    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes as usize);
+    let mut r = TargetReader::new(tgt, m.chunk_bytes, target);
     let mut have = Vec::with_capacity(m.chunks.len());
     for c in &m.chunks {
         let end = c.offset + c.len;
@@ -142,9 +161,7 @@ fn chunks_already_there(img: &Image, plan: &RestorePlan, tgt: &File, target: &st
             have.push(false);
             continue;
         }
-        buf.set_len(c.len as usize);
-        f.read_exact_at(&mut buf, c.offset).with_context(|| format!("reading {} bytes at {} of {target} (delta)", c.len, c.offset))?;
-        have.push(sha256_hex(&buf) == c.sha256);
+        have.push(sha256_hex(r.read(c.offset, c.len)?) == c.sha256);
     }
     Ok(have)
 }
@@ -238,14 +255,8 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
 /// byte. Returns the disk offsets that differ.
 fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u64>> {
     let m = &img.manifest;
-    let direct = sysclone_copy::reopen_direct(tgt, false);
-    let f = direct.as_ref().unwrap_or(tgt);
-    let mut buf = sysclone_copy::aligned::AlignedBuf::new(m.chunk_bytes.max(plan.head.len() as u64) as usize);
-    let mut same = |off: u64, len: usize, ok: &dyn Fn(&[u8]) -> bool| -> Result<bool> {
-        buf.set_len(len);
-        f.read_exact_at(&mut buf, off).with_context(|| format!("reading back {len} bytes at {off} of {target}"))?;
-        Ok(ok(&buf))
-    };
+    let mut r = TargetReader::new(tgt, m.chunk_bytes.max(plan.head.len() as u64), target);
+    let mut same = |off: u64, len: usize, ok: &dyn Fn(&[u8]) -> bool| -> Result<bool> { Ok(ok(r.read(off, len as u64)?)) };
     let mut bad = Vec::new();
     if !same(0, plan.head.len(), &|b| b == plan.head.as_slice())? {
         bad.push(0);

@@ -22,7 +22,7 @@ pub fn tree_digest(root: &Path) -> Result<String> {
     let mut all = Sha256::new();
     for rel in files {
         let data = fs::read(root.join(&rel[2..])).with_context(|| format!("reading {rel}"))?;
-        let h: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let h = sysclone_net::http::sha256_hex(&data);
         all.update(format!("{h}  {rel}\n").as_bytes());
     }
     Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())

@@ -28,14 +28,7 @@ pub fn set_quiet(q: bool) {
 /// A line that matters only when something goes wrong (drivers, timings): on the console
 /// unless `quiet`, always in the log.
 pub fn detail(msg: &str) {
-    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        let t = uptime();
-        for line in msg.lines() {
-            keep(format!("[{t:8.3}] {line}"));
-        }
-    } else {
-        say(msg);
-    }
+    emit(msg, !QUIET.load(std::sync::atomic::Ordering::Relaxed));
 }
 
 fn keep(l: String) {
@@ -71,14 +64,19 @@ pub fn uptime() -> f64 {
 /// Print one line to the console (standard error: on the CLI, standard output carries only
 /// results), stamped with the boot clock, and keep it in the log.
 pub fn say(msg: &str) {
+    emit(msg, true);
+}
+
+/// Stamp each line of `msg`, keep it in the log, and show it on every console if `show`.
+fn emit(msg: &str, show: bool) {
     let t = uptime();
     let mut out = std::io::stderr().lock();
     let mut mirrors = MIRRORS.get().and_then(|m| m.lock().ok());
     for line in msg.lines() {
         let l = format!("[{t:8.3}] {line}");
-        let _ = writeln!(out, "{l}");
-        if let Some(ms) = mirrors.as_mut() {
-            for m in ms.iter_mut() {
+        if show {
+            let _ = writeln!(out, "{l}");
+            for m in mirrors.iter_mut().flat_map(|ms| ms.iter_mut()) {
                 let _ = writeln!(m, "{l}");
             }
         }

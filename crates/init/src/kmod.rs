@@ -158,18 +158,13 @@ fn block_devices() -> Vec<String> {
 
 /// SCSI disks (and USB sticks, which are SCSI disks too) whose block device the kernel has
 /// not made yet: `sd` probes them in the background (under emulation this takes a while).
-fn pending_scsi_disks() -> Vec<String> {
-    let Ok(rd) = fs::read_dir("/sys/bus/scsi/devices") else { return Vec::new() };
-    let mut v: Vec<String> = rd
-        .flatten()
+fn scsi_disk_pending() -> bool {
+    let Ok(rd) = fs::read_dir("/sys/bus/scsi/devices") else { return false };
+    rd.flatten()
         .filter(|e| e.file_name().to_string_lossy().chars().next().is_some_and(|c| c.is_ascii_digit()))
         // SCSI peripheral types: 0 disk, 7 optical memory, 14 simplified direct access.
         .filter(|e| fs::read_to_string(e.path().join("type")).is_ok_and(|t| matches!(t.trim(), "0" | "7" | "14")))
-        .filter(|e| !e.path().join("block").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+        .any(|e| !e.path().join("block").exists())
 }
 
 /// Coldplug until no pass loads anything new, the set of block devices has been stable for
@@ -188,7 +183,7 @@ pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration
             last_change = Instant::now();
             seen = now;
         }
-        if last_change.elapsed() >= quiet && pending_scsi_disks().is_empty() {
+        if last_change.elapsed() >= quiet && !scsi_disk_pending() {
             break;
         }
         if t0.elapsed() >= limit {

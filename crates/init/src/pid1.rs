@@ -18,10 +18,10 @@ use crate::run::{disks_now, read_from_fat};
 
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
-fn mount_one(src: &str, target: &str, fstype: &str, flags: MsFlags) {
-    // A restarted worker finds them mounted; a second tmpfs on /run would hide the log.
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(target)) {
+/// Mount `fstype` on `target` unless `mounted` (the text of /proc/self/mounts) lists it: a
+/// restarted worker finds them mounted, and a second tmpfs on /run would hide the log.
+fn mount_one(src: &str, target: &str, fstype: &str, flags: MsFlags, mounted: &str) {
+    if mounted.lines().any(|l| l.split_whitespace().nth(1) == Some(target)) {
         return;
     }
     let _ = std::fs::create_dir_all(target);
@@ -32,13 +32,20 @@ fn mount_one(src: &str, target: &str, fstype: &str, flags: MsFlags) {
     }
 }
 
+fn mounted_now() -> String {
+    std::fs::read_to_string("/proc/self/mounts").unwrap_or_default()
+}
+
 fn mount_kernel_filesystems() {
+    // Read once: at first boot there is no /proc yet (nothing is mounted); after a worker
+    // restart all of them are listed.
+    let m = mounted_now();
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    mount_one("proc", "/proc", "proc", nosuid);
-    mount_one("sysfs", "/sys", "sysfs", nosuid);
-    mount_one("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID);
-    mount_one("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
-    mount_one("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+    mount_one("proc", "/proc", "proc", nosuid, &m);
+    mount_one("sysfs", "/sys", "sysfs", nosuid, &m);
+    mount_one("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, &m);
+    mount_one("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, &m);
+    mount_one("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, &m);
 }
 
 /// Power state changes: sync first, since reboot(2) does not.
@@ -84,15 +91,11 @@ fn network(c: &Cmdline) -> Result<sysclone_net::Up> {
     say("network: waiting for a link and an address");
     let up = sysclone_net::bring_up(&cfg, Duration::from_secs(10), Duration::from_secs(30))?;
     say(&format!("network: {up}"));
-    let ca = match c.get("sysclone.ca") {
-        Some(p) => {
-            // Images opened by URL make their own client from it.
-            std::env::set_var("SYSCLONE_CA", p);
-            Some(std::fs::read(p).with_context(|| format!("reading the lab CA {p} (sysclone.ca=)"))?)
-        }
-        None => None,
-    };
-    let client = sysclone_net::Client::new(ca.as_deref(), Some(Path::new(sysclone_net::http::CA_BUNDLE)))?;
+    // The one place the lab CA is named: this client and every image opened by URL read it.
+    if let Some(p) = c.get("sysclone.ca") {
+        std::env::set_var("SYSCLONE_CA", p);
+    }
+    let client = sysclone_net::Client::from_env().context("sysclone.ca=")?;
     if let Ok(mut h) = HTTP.lock() {
         *h = Some(client);
     }
@@ -108,12 +111,12 @@ fn http() -> Result<sysclone_net::Client> {
 fn upload_report(result: &str, error: Option<&str>) {
     let Some(url) = REPORT_TO.lock().ok().and_then(|r| r.clone()) else { return };
     let report = REPORT.lock().ok().and_then(|r| r.clone());
-    let machine = std::fs::read_to_string("/sys/class/dmi/id/product_serial").unwrap_or_default().trim().to_string();
+    let (macs, serial) = crate::customize::identity();
     let body = serde_json::json!({
         "result": result,
         "error": error,
-        "machine_serial": machine,
-        "macs": sysclone_net::wired_interfaces(Path::new("/sys/class/net")).iter().map(|i| i.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")).collect::<Vec<_>>(),
+        "machine_serial": serial.unwrap_or_default(),
+        "macs": macs,
         "report": report.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok()),
         "log": log_text(),
     });
@@ -142,7 +145,7 @@ fn setup() -> Result<Setup> {
         loader.load(m);
     }
     if Path::new("/sys/firmware/efi").exists() {
-        mount_one("efivarfs", EFIVARS, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        mount_one("efivarfs", EFIVARS, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, &mounted_now());
         // SecureBoot (EFI global variable): 4 attribute bytes, then 1 = enforcing.
         let sb = std::fs::read(format!("{EFIVARS}/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")).ok();
         detail(&format!("secure boot: {}", match sb.as_deref().and_then(|v| v.get(4)) { Some(1) => "enabled", Some(_) => "disabled", None => "unknown" }));
@@ -166,7 +169,7 @@ fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
 fn load_job(path: &str, boot_partuuid: Option<&str>, pin: Option<&str>) -> Result<Job> {
     let bytes = job_bytes(path, boot_partuuid)?;
     if let Some(want) = pin {
-        let got: String = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).iter().map(|b| format!("{b:02x}")).collect();
+        let got = sysclone_net::http::sha256_hex(&bytes);
         if !got.eq_ignore_ascii_case(want.trim()) {
             bail!("job {path} has sha256 {got}, but sysclone.job.sha256= pins {want}: refusing to run it");
         }

@@ -119,23 +119,27 @@ impl Client {
 
     /// GET the whole body (at most `limit` bytes).
     pub fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>> {
-        self.with_retries(&format!("GET {url}"), || {
-            let mut r = self.agent.get(url).call()?;
-            let declared = r.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            let body = r.body_mut().with_config().limit(limit).read_to_vec()?;
-            match declared {
-                Some(n) if n != body.len() as u64 => Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the body ended after {} of {n} bytes", body.len())))),
-                _ => Ok(body),
-            }
-        })
+        self.get_opt_inner(url, limit, false).map(|b| b.expect("a 404 is an error here"))
     }
 
     /// Like [`Client::get`], but a 404 is `None`.
     pub fn get_opt(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        match self.agent.head(url).call() {
-            Err(ureq::Error::StatusCode(404)) => Ok(None),
-            _ => self.get(url, limit).map(Some),
-        }
+        self.get_opt_inner(url, limit, true)
+    }
+
+    fn get_opt_inner(&self, url: &str, limit: u64, missing_ok: bool) -> Result<Option<Vec<u8>>> {
+        self.with_retries(&format!("GET {url}"), || {
+            let mut r = match self.agent.get(url).call() {
+                Err(ureq::Error::StatusCode(404)) if missing_ok => return Ok(None),
+                r => r?,
+            };
+            let declared = r.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let body = r.body_mut().with_config().limit(limit).read_to_vec()?;
+            match declared {
+                Some(n) if n != body.len() as u64 => Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the body ended after {} of {n} bytes", body.len())))),
+                _ => Ok(Some(body)),
+            }
+        })
     }
 
     /// The size of `url` (HEAD, Content-Length).
