@@ -1516,7 +1516,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__restore)
-            opts="-y -q -v -h --from --target --protect --verify --delta --policy --grow-part --size --only --boot-policy --efivars --dry-run --yes --json --quiet --verbose --progress --help"
+            opts="-y -q -v -h --from --target --protect --verify --delta --rescue --policy --grow-part --size --only --boot-policy --efivars --dry-run --yes --json --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -144,6 +144,7 @@ json\t''
 none\t''"
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l verify -d 'Read the target back afterwards and compare with the image\'s hashes (through the planner: the partitions that were not resized)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l delta -d 'Fetch and write only what the target does not already hold (re-imaging a disk that drifted a little; exact restores)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l rescue -d 'Go on past image chunks that are missing or damaged: their places on the target are zeroed and listed (exit status 5); without it the first one stops the restore'
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l dry-run -d 'Show the plan, write nothing'
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -s y -l yes -d 'Do not ask for the typed confirmation (the write guard still applies)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l json -d 'Print the report as JSON on standard output'

@@ -86,6 +86,23 @@ pub struct UsedMap {
 /// Reads with positional reads only (`read_exact_at`), so `dev` may be shared with other
 /// threads. Returns `Err` only when reading the device fails; content that cannot be
 /// parsed gives a whole-partition map with a note.
+/// Bytes a partition's head must hold for [`io_unit`] (btrfs's superblock is at 64 KiB).
+pub const IO_UNIT_HEAD: usize = 0x10000 + 4096;
+
+/// The smallest unit a filesystem reads and writes on its device, from the first
+/// [`IO_UNIT_HEAD`] bytes of its partition: ext2/3/4's block size, XFS's sector size, btrfs's
+/// sector size. The kernel cannot mount it on a disk whose logical sectors are larger (a
+/// 1 KiB-block ext4 on a 4Kn disk). `None` for other filesystems or a short head.
+pub fn io_unit(kind: &str, head: &[u8]) -> Option<u32> {
+    let le32 = |o: usize| head.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    match kind {
+        "ext2" | "ext3" | "ext4" => le32(1024 + 24).filter(|&l| l <= 6).map(|l| 1024u32 << l),
+        "xfs" => head.get(102..104).map(|b| u16::from_be_bytes([b[0], b[1]]) as u32).filter(|s| s.is_power_of_two()),
+        "btrfs" => le32(0x10000 + 0x90).filter(|s| s.is_power_of_two()),
+        _ => None,
+    }
+}
+
 pub fn used_map(dev: &File, part_start: u64, part_len: u64) -> anyhow::Result<UsedMap> {
     part_start.checked_add(part_len).context("partition start + length overflows")?;
     let src = PartFile { dev, start: part_start, len: part_len };
@@ -308,5 +325,27 @@ mod tests {
         assert!(read(&Mem(&b), 80, &mut [0u8; 20]).is_ok());
         assert!(le32(&b, usize::MAX - 1).is_err());
         assert!(le16(&b, 99).is_err());
+    }
+}
+
+#[cfg(test)]
+mod io_unit_tests {
+    use super::*;
+
+    #[test]
+    fn io_unit_reads_ext_xfs_and_btrfs_heads() {
+        let mut h = vec![0u8; IO_UNIT_HEAD];
+        h[1024 + 24] = 0; // s_log_block_size 0: 1 KiB
+        assert_eq!(io_unit("ext4", &h), Some(1024));
+        h[1024 + 24] = 2;
+        assert_eq!(io_unit("ext2", &h), Some(4096));
+        h[102..104].copy_from_slice(&512u16.to_be_bytes());
+        assert_eq!(io_unit("xfs", &h), Some(512));
+        h[0x10090..0x10094].copy_from_slice(&4096u32.to_le_bytes());
+        assert_eq!(io_unit("btrfs", &h), Some(4096));
+        assert_eq!(io_unit("vfat", &h), None);
+        assert_eq!(io_unit("ext4", &h[..100]), None, "a short head is not a guess");
+        h[1024 + 24] = 40;
+        assert_eq!(io_unit("ext4", &h), None, "an absurd shift is not a block size");
     }
 }

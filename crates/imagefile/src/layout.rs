@@ -33,6 +33,7 @@ pub fn source_layout(m: &Manifest) -> Result<SourceLayout> {
             used_bytes: used.then(|| p.extents.iter().map(|x| x.1).sum()),
             used_end: if used { p.extents.iter().map(|x| x.0 + x.1).max().or(Some(0)) } else { None },
             min_size: None,
+            fs_block: None,
         });
     }
     Ok(SourceLayout { logical_sector: lbs, size: m.source.size_bytes, disk_guid: gpt.header.disk_guid, parts })

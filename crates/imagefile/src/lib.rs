@@ -27,7 +27,7 @@ pub mod source;
 
 pub use manifest::{Manifest, FORMAT_VERSION};
 pub use read::{Image, Problem, VerifyReport};
-pub use restore::{describe_source, export_raw, plan_restore, restore, DiskWriter, RestorePlan, RestoreReport};
+pub use restore::{describe_source, export_raw, plan_restore, restore, DiskWriter, LostChunk, RestorePlan, Rescue, RestoreReport};
 pub use save::{plan_save, save, Piece, SaveOptions, SavePlan, SaveReport};
 pub use source::{DirSource, Source};
 

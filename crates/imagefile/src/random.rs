@@ -70,3 +70,48 @@ impl DiskReader {
         Ok(())
     }
 }
+
+/// The image's disk as a read-only stream (`Read + Seek`; writes fail), for readers that
+/// want one, such as a FAT library listing and reading files.
+pub struct DiskCursor {
+    reader: DiskReader,
+    pos: u64,
+    size: u64,
+}
+
+impl DiskCursor {
+    pub fn new(img: Image) -> DiskCursor {
+        let size = img.manifest.source.size_bytes;
+        DiskCursor { reader: DiskReader::new(img), pos: 0, size }
+    }
+}
+
+impl std::io::Read for DiskCursor {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.size.saturating_sub(self.pos)) as usize;
+        self.reader.read_at(&mut buf[..n], self.pos).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Write for DiskCursor {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "a saved image is read-only"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for DiskCursor {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let new = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start of the image's disk"))?;
+        Ok(self.pos)
+    }
+}

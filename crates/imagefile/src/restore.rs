@@ -37,6 +37,10 @@ pub struct RestorePlan {
     /// Delta restore: read the target first and fetch only the chunks whose bytes it does not
     /// already hold at their place (re-imaging a disk that drifted a little).
     pub delta: bool,
+    /// Rescue: a chunk that cannot be used (missing, truncated, corrupt) is recorded, its
+    /// place on the target is zeroed, and the restore goes on; otherwise the first one stops
+    /// it before anything of it is written.
+    pub rescue: bool,
 }
 
 /// Plan a restore of `img` onto a target of `target_bytes` with `sector`-byte sectors, or
@@ -61,7 +65,7 @@ pub fn plan_restore(img: &Image, target_bytes: u64, sector: u32) -> Result<Resto
         None
     };
     let zero = m.partitions.iter().filter(|p| p.stored == "none").map(|p| (p.start, p.size.min(1 << 20))).collect();
-    Ok(RestorePlan { target_bytes, logical_sector: sector, head, gpt, zero, write_bytes: m.stored_bytes(), delta: false })
+    Ok(RestorePlan { target_bytes, logical_sector: sector, head, gpt, zero, write_bytes: m.stored_bytes(), delta: false, rescue: false })
 }
 
 impl RestorePlan {
@@ -124,6 +128,53 @@ pub struct RestoreReport {
     pub bytes_already_there: u64,
     /// Bytes of chunks fetched from the image (before decompression: `bytes_written`).
     pub bytes_fetched: u64,
+    /// With rescue: the chunks that could not be used; their places hold zeros.
+    pub lost: Vec<LostChunk>,
+}
+
+/// A chunk a rescue restore could not use.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LostChunk {
+    pub chunk: usize,
+    /// Image partition number; `None`: the area before the first partition.
+    pub partition: Option<u32>,
+    /// Where its bytes went on the target (zeros now).
+    pub target_offset: u64,
+    pub bytes: u64,
+    pub error: String,
+}
+
+/// What a restore does with a chunk it cannot use: stop (the default), or with `on` record
+/// it in `lost` and write zeros in its place.
+#[derive(Debug, Default)]
+pub struct Rescue {
+    pub on: bool,
+    pub lost: Vec<LostChunk>,
+}
+
+impl Rescue {
+    pub fn new(on: bool) -> Rescue {
+        Rescue { on, lost: Vec::new() }
+    }
+
+    /// Chunk `i`'s bytes, or the reason they are unusable: the error (naming `what` as
+    /// incomplete), or with rescue on zeros to write at `target_offset`, recorded.
+    pub fn chunk(&mut self, img: &Image, i: usize, data: Result<Vec<u8>>, target_offset: u64, what: &str) -> Result<Vec<u8>> {
+        let c = &img.manifest.chunks[i];
+        match data {
+            Ok(d) => Ok(d),
+            Err(e) if self.on => {
+                self.lost.push(LostChunk { chunk: i, partition: c.partition, target_offset, bytes: c.len, error: format!("{e:#}") });
+                Ok(vec![0u8; c.len as usize])
+            }
+            Err(e) => Err(e.context(format!("stopped before writing it: {what} is incomplete and has no valid partition table (`--rescue` goes on past unusable chunks)"))),
+        }
+    }
+
+    /// The chunks lost so far (left out of a read-back).
+    pub fn skip(&self) -> Vec<usize> {
+        self.lost.iter().map(|l| l.chunk).collect()
+    }
 }
 
 /// Which chunks the target already holds, byte for byte, at their place (by SHA-256 of what
@@ -197,15 +248,16 @@ impl<'a> DiskWriter<'a> {
 }
 
 /// Write every chunk of `img` to `tgt`; each chunk's hash is checked before it is written,
-/// and the first bad chunk stops everything (named in the error).
-fn write_chunks(img: &Image, which: &[usize], tgt: &File, threads: usize, what: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+/// and the first bad chunk stops everything (named in the error) unless `rescue` is on
+/// (then it is listed in `lost` and its place zeroed).
+fn write_chunks(img: &Image, which: &[usize], tgt: &File, threads: usize, what: &str, rescue: &mut Rescue, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let m = &img.manifest;
     let total = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
     let mut w = DiskWriter::new(tgt, m.source.logical_sector, m.chunk_bytes);
     img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
-        let data = data.with_context(|| format!("stopped before writing it: {what} is incomplete and has no valid partition table"))?;
+        let data = rescue.chunk(img, i, data, c.offset, what)?;
         w.write_at(&data, c.offset).with_context(|| format!("writing {} to {what}", m.chunk_place(i)))?;
         done += c.len;
         progress(done, total);
@@ -233,7 +285,8 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     }
     tgt.sync_all().with_context(|| format!("flushing {target}"))?;
     // 2. The chunks.
-    let written = write_chunks(img, &which, tgt, threads, target, progress)?;
+    let mut rescue = Rescue::new(plan.rescue);
+    let written = write_chunks(img, &which, tgt, threads, target, &mut rescue, progress)?;
     // 3. Partitions left out of the image.
     for &(s, l) in &plan.zero {
         tgt.write_all_at(&vec![0u8; l as usize], s).with_context(|| format!("zeroing {l} bytes at {s} of {target}"))?;
@@ -244,16 +297,18 @@ pub fn restore(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, thread
     r.bytes_already_there = already;
     r.bytes_fetched = fetched;
     if verify {
-        let bad = read_back(img, plan, tgt, target, progress)?;
+        let bad = read_back(img, plan, tgt, target, &rescue.skip(), progress)?;
         r.verified = Some(bad.is_empty());
         r.mismatches = bad;
     }
+    r.lost = rescue.lost;
     Ok(r)
 }
 
 /// Read the target back: every chunk against its SHA-256, the head and backup GPT byte for
-/// byte. Returns the disk offsets that differ.
-fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u64>> {
+/// byte; chunks in `skip` (lost in a rescue restore) are left out. Returns the disk offsets
+/// that differ.
+fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, skip: &[usize], progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u64>> {
     let m = &img.manifest;
     let mut r = TargetReader::new(tgt, m.chunk_bytes.max(plan.head.len() as u64), target);
     let mut same = |off: u64, len: usize, ok: &dyn Fn(&[u8]) -> bool| -> Result<bool> { Ok(ok(r.read(off, len as u64)?)) };
@@ -268,7 +323,10 @@ fn read_back(img: &Image, plan: &RestorePlan, tgt: &File, target: &str, progress
         }
     }
     let (mut done, total) = (0, m.stored_bytes());
-    for c in &m.chunks {
+    for (i, c) in m.chunks.iter().enumerate() {
+        if skip.contains(&i) {
+            continue;
+        }
         if !same(c.offset, c.len as usize, &|b| sha256_hex(b) == c.sha256)? {
             bad.push(c.offset);
         }
@@ -293,6 +351,7 @@ fn report(img: &Image, target: String, written: u64, t0: Instant, gpt_relocated:
         mismatches: Vec::new(),
         bytes_already_there: 0,
         bytes_fetched: 0,
+        lost: Vec::new(),
     }
 }
 
@@ -327,7 +386,7 @@ pub fn export_raw(img: &Image, raw: &Path, threads: usize, progress: &mut dyn Fn
 fn export_into(img: &Image, f: &File, head: &[u8], what: &str, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let m = &img.manifest;
     f.set_len(m.source.size_bytes).with_context(|| format!("sizing {what} to {} bytes", m.source.size_bytes))?;
-    let written = write_chunks(img, &(0..m.chunks.len()).collect::<Vec<_>>(), f, threads, what, progress)?;
+    let written = write_chunks(img, &(0..m.chunks.len()).collect::<Vec<_>>(), f, threads, what, &mut Rescue::new(false), progress)?;
     // The backup GPT as the source had it (at its end); the head exactly as saved.
     let gpt = if m.table.kind == "gpt" {
         let raw_gpt = read_gpt(&mut std::io::Cursor::new(head), m.source.logical_sector, m.source.size_bytes).context("reading the GPT kept in the manifest")?;

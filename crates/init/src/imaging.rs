@@ -130,6 +130,8 @@ pub struct RestoreRequest {
     /// Fetch and write only the chunks the target does not already hold at their place
     /// (exact restores).
     pub delta: bool,
+    /// Go on past chunks that cannot be used (their places zeroed, listed in the report).
+    pub rescue: bool,
 }
 
 impl RestoreRequest {
@@ -150,6 +152,7 @@ impl RestoreRequest {
             boot_partuuid: None,
             prune_stale: false,
             delta: false,
+            rescue: false,
         }
     }
 }
@@ -228,10 +231,19 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
     };
     check_target(&tgt, &ctx)?;
     let need = m.min_target_bytes();
-    let fits = tgt.size_bytes >= need && tgt.logical_sector == m.source.logical_sector;
+    let holds = tgt.size_bytes >= need;
+    let same_sectors = tgt.logical_sector == m.source.logical_sector;
+    let fits = holds && same_sectors;
     let policy = match &req.policy {
-        RestorePolicy::Auto if req.include.is_some() && m.table.kind == "gpt" => Some(if fits { Policy::Keep } else { Policy::Grow { part: None } }),
+        RestorePolicy::Auto if req.include.is_some() && m.table.kind == "gpt" => Some(if holds { Policy::Keep } else { Policy::Grow { part: None } }),
         RestorePolicy::Auto if fits || m.table.kind != "gpt" => None,
+        RestorePolicy::Auto if holds => {
+            say(&format!(
+                "the target has {}-byte sectors, the image's disk had {}-byte ones: restoring through the migration planner (keep), partition table recomputed for the target's sectors",
+                tgt.logical_sector, m.source.logical_sector
+            ));
+            Some(Policy::Keep)
+        }
         RestorePolicy::Auto => {
             say(&format!("the target is smaller than the image's disk ({} < {}): restoring through the migration planner, grow policy", human_bytes(tgt.size_bytes), human_bytes(need)));
             Some(Policy::Grow { part: None })
@@ -259,6 +271,17 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
             None => return Ok(None),
         },
     };
+    for l in &out.restore.lost {
+        say(&format!(
+            "LOST: chunk {} ({}, {} bytes) is written as zeros at byte {} of {}: {}",
+            l.chunk,
+            l.partition.map(|n| format!("partition {n}")).unwrap_or_else(|| "before the first partition".into()),
+            l.bytes,
+            l.target_offset,
+            tgt.name,
+            l.error
+        ));
+    }
     out.boot = match req.boot_entry {
         BootEntry::None => None,
         policy => {
@@ -279,12 +302,18 @@ fn restore_exact(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardConte
     if tgt.logical_sector != img.manifest.source.logical_sector {
         return Err(Refusal {
             rule: Rule::SectorSize,
-            message: format!("refusing to write {}: its logical sector size is {} but the image's is {}; a restore cannot convert", tgt.describe(), tgt.logical_sector, img.manifest.source.logical_sector),
+            message: format!(
+                "refusing to write {}: its logical sector size is {} but the image's is {}; a restore as saved cannot convert (leave out --policy exact, or use --policy keep: the planner recomputes the table)",
+                tgt.describe(),
+                tgt.logical_sector,
+                img.manifest.source.logical_sector
+            ),
         }
         .into());
     }
     let mut plan = plan_restore(img, tgt.size_bytes, tgt.logical_sector).with_context(|| format!("planning the restore onto {}", tgt.describe()))?;
     plan.delta = req.delta;
+    plan.rescue = req.rescue;
     say(&plan.show(img, &tgt.describe()));
     if req.dry_run {
         say("dry run: nothing written");
@@ -360,8 +389,20 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     if tgt.size_bytes < m.source.size_bytes {
         crate::restore::measure_min_sizes(img, &mut layout);
     }
-    let mreq = MigrateRequest { policy, include, target_size: tgt.size_bytes, target_logical_sector: tgt.logical_sector, identities: Identities::Keep };
-    let plan = match plan_migration(&layout, &mreq) {
+    if tgt.logical_sector > m.source.logical_sector {
+        crate::restore::read_fs_blocks(img, &mut layout);
+    }
+    let mut mreq = MigrateRequest { policy, include, target_size: tgt.size_bytes, target_logical_sector: tgt.logical_sector, identities: Identities::Keep };
+    let mut planned = plan_migration(&layout, &mreq);
+    // Automatic sector conversion: `keep` when every partition is whole target sectors where
+    // it is, else `grow`, which re-aligns them.
+    let converting = req.policy == RestorePolicy::Auto && tgt.logical_sector != m.source.logical_sector;
+    if converting && mreq.policy == Policy::Keep && planned.is_err() {
+        say(&format!("some partitions are not whole {}-byte sectors where they are: the grow policy re-aligns them", tgt.logical_sector));
+        mreq.policy = Policy::Grow { part: None };
+        planned = plan_migration(&layout, &mreq);
+    }
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => match e.downcast_ref::<sysclone_layout::migrate::Refusal>() {
             Some(r) => return Err(too_small(tgt, format!("the image does not fit: {r}"))),
@@ -376,11 +417,13 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     if req.confirm == Confirm::Ask {
         ask_serial(tgt)?;
     }
-    let th = open_target(tgt, ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), Some(m.source.logical_sector))?;
+    // The plan is made for the target's sector size, whatever the image's was.
+    let th = open_target(tgt, ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
     let busy = crate::state::Busy::enter(format!("restoring {} to {}", img.location, tgt.name));
-    let parts = crate::restore::execute(img, &plan, &layout, &th.file, &tgt.describe(), req.threads)?;
+    let mut rescue = sysclone_imagefile::Rescue::new(req.rescue);
+    let parts = crate::restore::execute(img, &plan, &layout, &th.file, &tgt.describe(), req.threads, &mut rescue)?;
     let verified = if req.verify {
-        let (bad, checked) = crate::restore::read_back(img, &plan, &layout, &parts, &th.file, &tgt.describe())?;
+        let (bad, checked) = crate::restore::read_back(img, &plan, &layout, &parts, &rescue.skip(), &th.file, &tgt.describe())?;
         say(&format!("read back {checked} chunks of the partitions not resized: {}", if bad.is_empty() { "all as in the image".to_string() } else { format!("{} DIFFER", bad.len()) }));
         Some(bad)
     } else {
@@ -406,6 +449,7 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
         mismatches: verified.clone().unwrap_or_default(),
         bytes_already_there: 0,
         bytes_fetched: m.chunks.iter().map(|c| c.compressed_len).sum(),
+        lost: rescue.lost,
     };
     if let Some(first) = verified.as_ref().and_then(|b| b.first()) {
         bail!("verification failed: {} read back differently from the image at {} place(s), first at byte {first}", tgt.describe(), restore.mismatches.len());

@@ -112,6 +112,11 @@ pub fn source_layout(src: &Disk, f: &File) -> Result<SourceLayout> {
             // others must keep every used block where it is.
             used_end: min_size.or(used_end_map),
             min_size,
+            fs_block: fs.as_deref().and_then(|k| {
+                let mut head = vec![0u8; sysclone_fs::IO_UNIT_HEAD.min(size as usize)];
+                f.read_exact_at(&mut head, start).ok()?;
+                sysclone_fs::io_unit(k, &head)
+            }),
             fs,
         });
     }
@@ -264,7 +269,7 @@ pub fn execute_migration(
         let sp = layout.parts.iter().find(|p| p.number == tp.source_number).ok_or_else(|| anyhow!("plan names source partition {} which does not exist", tp.source_number))?;
         let fs = tp.fs.clone().unwrap_or_else(|| "unknown".into());
         if fs == "vfat" && plan.target_sector != plan.source_sector {
-            let n = rebuild_fat(src, sp, tgt, tp, plan.target_sector)?;
+            let n = rebuild_fat(&|| Ok(src.try_clone()?), sp, tgt, tp, plan.target_sector)?;
             say(&format!("partition {} → {}: vfat rebuilt for {}-byte sectors, {n} files copied", sp.number, tp.number, plan.target_sector));
             reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: 0, resize: Some(format!("FAT rebuilt for {}-byte sectors", plan.target_sector)) });
             continue;
@@ -385,19 +390,23 @@ fn format_fat(dev: &mut File, start: u64, len: u64, label: &str, serial: u32, by
 
 /// A FAT cannot change its sector size in place: make a new FAT32 with the target's sector
 /// size (same label and serial) and copy every file into it.
-fn rebuild_fat(src: &File, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::migrate::TargetPart, sector: u32) -> Result<usize> {
+/// `src` opens the source disk (or a saved image's disk) as a stream at disk offsets.
+pub(crate) fn rebuild_fat<D: std::io::Read + std::io::Write + std::io::Seek>(src: &dyn Fn() -> Result<D>, sp: &SourcePart, tgt: &File, tp: &sysclone_layout::migrate::TargetPart, sector: u32) -> Result<usize> {
+    use std::io::SeekFrom;
     use sysclone_media::usbimage::{add_files_to_fat, list_fat_files, read_fat_file, EspFile};
     let mut head = vec![0u8; 512];
-    src.read_exact_at(&mut head, sp.start)?;
+    let mut r = src()?;
+    r.seek(SeekFrom::Start(sp.start))?;
+    r.read_exact(&mut head).with_context(|| format!("reading the FAT boot sector of source partition {}", sp.number))?;
     let info = sysclone_disk::probe::probe(&head);
     let label = info.as_ref().and_then(|i| i.label.clone()).unwrap_or_else(|| "NO NAME".into());
     let serial = info.as_ref().and_then(|i| i.uuid.as_ref()).and_then(|u| u32::from_str_radix(&u.replace('-', ""), 16).ok()).unwrap_or(0x5C10_0E00);
-    let files = list_fat_files(src.try_clone()?, sp.start, sp.size).with_context(|| format!("listing the FAT on source partition {}", sp.number))?;
+    let files = list_fat_files(src()?, sp.start, sp.size).with_context(|| format!("listing the FAT on source partition {}", sp.number))?;
     let mut w = tgt.try_clone()?;
     format_fat(&mut w, tp.start, tp.size, &label, serial, sector as u16).with_context(|| format!("formatting partition {} as FAT with {sector}-byte sectors", tp.number))?;
     let mut n = 0;
     for f in files.iter().filter(|f| !f.is_dir) {
-        let data = read_fat_file(src.try_clone()?, sp.start, sp.size, &f.path)?;
+        let data = read_fat_file(src()?, sp.start, sp.size, &f.path)?;
         add_files_to_fat(&mut w, tp.start, tp.size, &[EspFile::bytes(f.path.clone(), data)]).with_context(|| format!("copying {} to the new FAT", f.path))?;
         n += 1;
     }

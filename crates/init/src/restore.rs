@@ -12,10 +12,10 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use sysclone_disk::human_bytes;
 use sysclone_imagefile::random::DiskReader;
-use sysclone_imagefile::Image;
+use sysclone_imagefile::{Image, Rescue};
 use sysclone_layout::migrate::{FsAction, MigratePlan, SourceLayout};
 
 use crate::console::{progress_printer, say};
@@ -74,13 +74,25 @@ pub fn measure_min_sizes(img: &Image, layout: &mut SourceLayout) {
     }
 }
 
+/// Each filesystem's smallest I/O unit, read from the image (the planner refuses a target
+/// whose sectors are larger).
+pub fn read_fs_blocks(img: &Image, layout: &mut SourceLayout) {
+    let mut r = DiskReader::new(img.clone());
+    for p in layout.parts.iter_mut() {
+        let Some(fs) = p.fs.clone() else { continue };
+        let mut head = vec![0u8; sysclone_fs::IO_UNIT_HEAD.min(p.size as usize)];
+        if r.read_at(&mut head, p.start).is_ok() {
+            p.fs_block = sysclone_fs::io_unit(&fs, &head);
+        }
+    }
+}
+
 /// Write the image onto `tgt` as `plan` lays it out: clear the old table, the boot area,
 /// each partition's chunks at its new offset (each hash-checked before it is written), grow
 /// or shrink filesystems, then the new GPT (backup, primary, sector 0 with the image's boot
 /// code) last.
-pub fn execute(img: &Image, plan: &MigratePlan, layout: &SourceLayout, tgt: &File, target: &str, threads: usize) -> Result<Vec<PartReport>> {
+pub fn execute(img: &Image, plan: &MigratePlan, layout: &SourceLayout, tgt: &File, target: &str, threads: usize, rescue: &mut Rescue) -> Result<Vec<PartReport>> {
     let m = &img.manifest;
-    ensure!(plan.target_sector == plan.source_sector, "the target has {}-byte sectors, the image {}-byte ones; a restore does not convert sector sizes yet (migrate a restored disk instead)", plan.target_sector, plan.source_sector);
     let tl = plan.target_sector as u64;
     let zero = vec![0u8; tl as usize];
     for off in [0, tl, plan.target_size - tl] {
@@ -90,16 +102,24 @@ pub fn execute(img: &Image, plan: &MigratePlan, layout: &SourceLayout, tgt: &Fil
     // The boot area (between the table and the first partition) where it still fits.
     let first = plan.parts.iter().map(|p| p.start).min().unwrap_or(plan.target_size);
     let boot: Vec<usize> = m.chunks.iter().enumerate().filter(|(_, c)| c.partition.is_none() && c.offset + c.len <= first).map(|(i, _)| i).collect();
-    write_chunks(img, &boot, 0, u64::MAX, tgt, target, threads)?;
+    write_chunks(img, &boot, 0, u64::MAX, tgt, target, threads, rescue)?;
     let mut reports = Vec::new();
     for tp in &plan.parts {
         let sp = layout.parts.iter().find(|p| p.number == tp.source_number).ok_or_else(|| anyhow!("plan names source partition {} which does not exist", tp.source_number))?;
         let fs = tp.fs.clone().unwrap_or_else(|| "unknown".into());
+        if fs == "vfat" && plan.target_sector != plan.source_sector {
+            // A FAT cannot change its sector size in place: a new one, the image's files in it.
+            let n = crate::migrate::rebuild_fat(&|| Ok(sysclone_imagefile::random::DiskCursor::new(img.clone())), sp, tgt, tp, plan.target_sector)
+                .with_context(|| format!("rebuilding partition {} (vfat) for {}-byte sectors on {target}", sp.number, plan.target_sector))?;
+            say(&format!("partition {} → {}: vfat rebuilt for {}-byte sectors, {n} files copied from the image", sp.number, tp.number, plan.target_sector));
+            reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: 0, resize: Some(format!("FAT rebuilt for {}-byte sectors", plan.target_sector)) });
+            continue;
+        }
         // Chunks of this partition below its new end (a shrink brings the rest in later).
         let limit = sp.start + tp.size.min(sp.size);
         let which: Vec<usize> = m.chunks.iter().enumerate().filter(|(_, c)| c.partition == Some(sp.number) && c.offset < limit).map(|(i, _)| i).collect();
         let shift = tp.start as i64 - sp.start as i64;
-        let written = write_chunks(img, &which, shift, limit, tgt, target, threads).with_context(|| format!("restoring partition {} ({fs}) to partition {} of {target}", sp.number, tp.number))?;
+        let written = write_chunks(img, &which, shift, limit, tgt, target, threads, rescue).with_context(|| format!("restoring partition {} ({fs}) to partition {} of {target}", sp.number, tp.number))?;
         let resize = match tp.action {
             FsAction::Grow | FsAction::Shrink if tp.size != sp.size => {
                 tgt.sync_all().with_context(|| format!("flushing {target}"))?;
@@ -122,7 +142,8 @@ pub fn execute(img: &Image, plan: &MigratePlan, layout: &SourceLayout, tgt: &Fil
 }
 
 /// Write chunks `which` at their disk offset + `shift`, each cut at source offset `limit`.
-fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File, target: &str, threads: usize) -> Result<u64> {
+#[allow(clippy::too_many_arguments)]
+fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File, target: &str, threads: usize, rescue: &mut Rescue) -> Result<u64> {
     let m = &img.manifest;
     let total: u64 = which.iter().map(|&i| m.chunks[i].len).sum();
     let mut done = 0u64;
@@ -130,9 +151,9 @@ fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File
     let mut w = sysclone_imagefile::DiskWriter::new(tgt, m.source.logical_sector, m.chunk_bytes);
     img.for_each_chunk_of(which, threads, &mut |i, data| {
         let c = &m.chunks[i];
-        let data = data.with_context(|| format!("stopped before writing it: {target} is incomplete and has no valid partition table"))?;
-        let n = (limit.min(c.offset + c.len) - c.offset) as usize;
         let at = c.offset.checked_add_signed(shift).ok_or_else(|| anyhow!("chunk {i} would land before the start of {target}"))?;
+        let data = rescue.chunk(img, i, data, at, target)?;
+        let n = (limit.min(c.offset + c.len) - c.offset) as usize;
         w.write_at(&data[..n], at).with_context(|| format!("writing {} to {target} at byte {at}", m.chunk_place(i)))?;
         done += c.len;
         progress(done, total);
@@ -145,7 +166,8 @@ fn write_chunks(img: &Image, which: &[usize], shift: i64, limit: u64, tgt: &File
 /// whose filesystem was not resized (a resize rewrites metadata, so its chunks no longer match
 /// the image) and compare with the image's hashes. Returns the target offsets that differ and
 /// how many chunks were checked.
-pub fn read_back(img: &Image, plan: &MigratePlan, layout: &SourceLayout, parts: &[PartReport], tgt: &File, target: &str) -> Result<(Vec<u64>, usize)> {
+/// Chunks in `skip` (lost in a rescue restore) are left out.
+pub fn read_back(img: &Image, plan: &MigratePlan, layout: &SourceLayout, parts: &[PartReport], skip: &[usize], tgt: &File, target: &str) -> Result<(Vec<u64>, usize)> {
     let m = &img.manifest;
     let direct = sysclone_copy::reopen_direct(tgt, false);
     let f = direct.as_ref().unwrap_or(tgt);
@@ -156,7 +178,7 @@ pub fn read_back(img: &Image, plan: &MigratePlan, layout: &SourceLayout, parts: 
         if r.resize.is_some() {
             continue;
         }
-        for c in m.chunks.iter().filter(|c| c.partition == Some(sp.number) && c.offset + c.len <= sp.start + tp.size) {
+        for (_, c) in m.chunks.iter().enumerate().filter(|(i, c)| !skip.contains(i) && c.partition == Some(sp.number) && c.offset + c.len <= sp.start + tp.size) {
             let at = tp.start + (c.offset - sp.start);
             buf.set_len(c.len as usize);
             f.read_exact_at(&mut buf, at).with_context(|| format!("reading back {} bytes at {at} of {target}", c.len))?;

@@ -61,6 +61,9 @@ pub struct SourcePart {
     pub used_end: Option<u64>,
     /// Smallest size the filesystem can be shrunk to, when known.
     pub min_size: Option<u64>,
+    /// The smallest unit the filesystem reads and writes (ext block size, XFS/btrfs sector
+    /// size), when known: a target with larger logical sectors cannot hold it as it is.
+    pub fs_block: Option<u32>,
 }
 
 /// The source disk.
@@ -523,6 +526,14 @@ pub fn plan_migration(src: &SourceLayout, req: &MigrateRequest) -> Result<Migrat
     let left_out: Vec<u32> = all.difference(&included).copied().collect();
     let mut chosen: Vec<&SourcePart> = src.parts.iter().filter(|p| included.contains(&p.number)).collect();
     chosen.sort_by_key(|p| p.start);
+    for p in &chosen {
+        if let Some(b) = p.fs_block.filter(|&b| (b as u64) < tls) {
+            return Err(refuse(
+                format!("{} uses {b}-byte blocks; on a disk with {tls}-byte sectors the kernel cannot mount it (a filesystem's blocks must be at least a sector). Choose a target with {}-byte sectors, leave the partition out, or copy its files onto a new filesystem", label(p), src.logical_sector),
+                None,
+            ));
+        }
+    }
     let items: Vec<Item> = chosen.iter().map(|p| Item::new(p, tls)).collect();
 
     let Some(geo) = Geometry::new(req.target_size, tls) else {
@@ -795,7 +806,7 @@ fn describe_actions(src: &SourceLayout, plan: &MigratePlan, geo: Geometry, new_i
     }
     if plan.source_sector < plan.target_sector {
         out.push(format!(
-            "note: {}-byte sectors on the target; filesystems with smaller blocks or sectors (FAT with 512-byte sectors, ext4 with 1 KiB blocks, XFS with 512-byte sectors) will not mount there",
+            "note: {}-byte sectors on the target; a FAT is rebuilt for them (its files copied); other filesystems are copied as they are and must have blocks at least that large (ext4 with 1 KiB blocks or XFS with 512-byte sectors would not mount: such sources are refused when their block size is known)",
             plan.target_sector
         ));
     }
@@ -1007,6 +1018,7 @@ mod tests {
             used_bytes: None,
             used_end: None,
             min_size: None,
+            fs_block: None,
         }
     }
 
@@ -1369,8 +1381,17 @@ mod tests {
         assert_eq!(u32::from_le_bytes(gpt.lba0[446 + 12..446 + 16].try_into().unwrap()) as u64, lbas - 1);
         assert_eq!(&gpt.lba0[510..512], &[0x55, 0xAA]);
         assert_eq!(gpt.backup_entries_lba, lbas - 5);
-        assert!(plan.actions.iter().any(|a| a.contains("will not mount")), "{:?}", plan.actions);
+        assert!(plan.actions.iter().any(|a| a.contains("would not mount")), "{:?}", plan.actions);
         check_invariants(&src, &plan, true);
+
+        // A filesystem with blocks smaller than the target's sectors cannot go there.
+        let mut small = linux();
+        small.parts[1].fs_block = Some(1024);
+        let r = refusal(plan_migration(&small, &req(Policy::Keep, 64 * GIB, 4096)));
+        assert!(r.reason.contains("uses 1024-byte blocks; on a disk with 4096-byte sectors"), "{r}");
+        assert!(plan_migration(&small, &req(Policy::Keep, 64 * GIB, 512)).is_ok());
+        small.parts[1].fs_block = Some(4096);
+        assert!(plan_migration(&small, &req(Policy::Keep, 64 * GIB, 4096)).is_ok());
 
         // A partition at LBA 34 is not on a 4096-byte boundary: keep refuses, grow re-aligns.
         let mut old = linux();
@@ -1405,7 +1426,7 @@ mod tests {
         assert_eq!((lba(0, 32), lba(0, 40)), (2048, 2048 + 512 * 2048 - 1));
         assert_eq!(lba(1, 32), 513 * 2048);
         assert_eq!(lba(2, 40), 96 * GIB / 512 - 2048 - 1);
-        assert!(!plan.actions.iter().any(|a| a.contains("will not mount")));
+        assert!(!plan.actions.iter().any(|a| a.contains("would not mount")));
         check_invariants(&src, &plan, true);
     }
 

@@ -27,6 +27,7 @@ fn part(number: u32, start: u64, size: u64, ty: &str, name: &str, fs: Option<&st
         used_bytes: Some(size / 4),
         used_end: Some(size / 3),
         min_size: None,
+        fs_block: None,
     }
 }
 

@@ -261,6 +261,10 @@ pub struct RestoreConfig {
     /// drifted a little; exact restores)
     #[arg(long)]
     pub delta: bool,
+    /// Go on past image chunks that are missing or damaged: their places on the target are
+    /// zeroed and listed (exit status 5); without it the first one stops the restore
+    #[arg(long)]
+    pub rescue: bool,
     /// Layout on the target: exact (as saved), or through the migration planner like
     /// `migrate` (keep, grow, proportional, explicit). Default: exact when the target holds
     /// the image, else grow
@@ -522,16 +526,24 @@ fn restore(c: RestoreConfig) -> Result<()> {
     req.protect = c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?;
     req.verify = c.verify;
     req.delta = c.delta;
+    req.rescue = c.rescue;
     req.confirm = if c.flags.yes { Confirm::Yes } else { Confirm::Ask };
     req.dry_run = c.flags.dry_run;
     req.policy = policy;
     req.include = c.sizing.only;
     req.boot_entry = c.boot_policy.into();
     req.efivars = c.efivars;
-    if let (Some(r), true) = (sysclone_init::imaging::run_restore(&req)?, c.flags.json) {
+    let Some(r) = sysclone_init::imaging::run_restore(&req)? else { return Ok(()) };
+    if c.flags.json {
         println!("{}", crate::json::doc(&r)?);
     }
-    Ok(())
+    let lost = &r.restore.lost;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let bytes: u64 = lost.iter().map(|l| l.bytes).sum();
+    let msg = format!("finished, but {} chunk(s) of the image could not be used ({bytes} bytes, written as zeros; places above)", lost.len());
+    Err(sysclone_disk::BadSectors(msg).into())
 }
 
 fn job_run(file: PathBuf, yes: bool) -> Result<()> {

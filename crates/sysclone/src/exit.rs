@@ -17,7 +17,8 @@ Exit status:
   2  usage: unknown option, missing or bad argument
   3  refused by the write guard (boot medium, source, mounted, too small, ...)
   4  verification failed: read-back differs, or a saved image is damaged
-  5  finished, but source sectors were unreadable (written or stored as zeros)
+  5  finished, but some data was unreadable (source sectors or image chunks;
+     zeros written or stored in its place)
   6  I/O error reported by a disk (EIO)";
 
 /// The exit status for an error.

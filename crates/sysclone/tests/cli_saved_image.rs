@@ -155,18 +155,24 @@ fn save_verify_restore_export_round_trip() {
     assert_eq!(fs::read(&raw).unwrap(), b"keep");
 }
 
+/// Flip one byte in the middle of the first large ext4 chunk of `img`; returns the chunk's
+/// index and manifest entry.
+fn flip_an_ext4_chunk(img: &Path) -> (usize, Value) {
+    let m = manifest(img);
+    let chunks = m["chunks"].as_array().unwrap();
+    let k = chunks.iter().position(|c| c["partition"] == 2 && c["len"].as_u64().unwrap() > 65536).expect("an ext4 chunk");
+    let c = chunks[k].clone();
+    let file = img.join(m["data_files"][c["file"].as_u64().unwrap() as usize]["name"].as_str().unwrap());
+    let mut data = fs::read(&file).unwrap();
+    data[(c["file_offset"].as_u64().unwrap() + c["compressed_len"].as_u64().unwrap() / 2) as usize] ^= 0x40;
+    fs::write(&file, data).unwrap();
+    (k, c)
+}
+
 #[test]
 fn flipped_byte_is_named_and_never_written() {
     let img = image_copy("flipped");
-    let m = manifest(&img);
-    let chunks = m["chunks"].as_array().unwrap();
-    let k = chunks.iter().position(|c| c["partition"] == 2 && c["len"].as_u64().unwrap() > 65536).expect("an ext4 chunk");
-    let c = &chunks[k];
-    let file = img.join(m["data_files"][c["file"].as_u64().unwrap() as usize]["name"].as_str().unwrap());
-    let mut data = fs::read(&file).unwrap();
-    let pos = (c["file_offset"].as_u64().unwrap() + c["compressed_len"].as_u64().unwrap() / 2) as usize;
-    data[pos] ^= 0x40;
-    fs::write(&file, data).unwrap();
+    let (k, c) = flip_an_ext4_chunk(&img);
     let off = c["offset"].as_u64().unwrap();
 
     let r = verify_fails(&img);
@@ -499,4 +505,84 @@ fn delta_restore_fetches_only_what_changed() {
     assert!(fetched * 100 <= stored * 15, "fetched {fetched} of {stored}");
     assert!(there > 0 && r["verified"] == true, "{r}");
     assert_multi_fs_copy(&s2, &tgt, &f.dir.join("delta"));
+}
+
+/// `restore --rescue`: a damaged chunk is listed, its place is zeroed, every other chunk is
+/// restored byte for byte, the table is written, and the exit status says data was lost (5).
+#[test]
+fn rescue_restore_goes_past_a_damaged_chunk() {
+    let f = fixture();
+    let img = image_copy("rescue");
+    let (k, c) = flip_an_ext4_chunk(&img);
+    let m = manifest(&img);
+    let chunks = m["chunks"].as_array().unwrap();
+    let (off, len) = (c["offset"].as_u64().unwrap(), c["len"].as_u64().unwrap());
+
+    let t = target("rescue-target.img", 300 << 20);
+    let l = Loop::new(&t, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", img.to_str().unwrap(), "--target", &l.0, "--yes", "--rescue", "--verify", "--json"]);
+    drop(l);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "a rescue restore with a lost chunk must exit 5:\n{err}");
+    assert!(err.contains(&format!("LOST: chunk {k} (partition 2, {len} bytes) is written as zeros at byte {off}")), "{err}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost = r["lost"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{r}");
+    assert_eq!((lost[0]["chunk"].as_u64(), lost[0]["target_offset"].as_u64(), lost[0]["bytes"].as_u64()), (Some(k as u64), Some(off), Some(len)));
+    assert!(lost[0]["error"].as_str().unwrap().contains("SHA-256 mismatch") || lost[0]["error"].as_str().unwrap().contains("decompress"), "{r}");
+    assert_eq!(r["verified"], true, "the read-back of the other chunks: {r}");
+
+    let got = fs::read(&t).unwrap();
+    let src = fs::read(&f.src_img).unwrap();
+    assert_eq!(&got[512..520], b"EFI PART", "the table is written after a rescue restore");
+    assert!(got[off as usize..(off + len) as usize].iter().all(|&b| b == 0), "the lost chunk's place is not zeroed");
+    for (i, c) in chunks.iter().enumerate().filter(|(i, _)| *i != k) {
+        let (o, n) = (c["offset"].as_u64().unwrap() as usize, c["len"].as_u64().unwrap() as usize);
+        assert!(got[o..o + n] == src[o..o + n], "chunk {i} at {o} differs from the source");
+    }
+    fs::remove_file(&t).unwrap();
+}
+
+/// An image saved from a 512-byte-sector disk onto a 4096-byte-sector disk: through the
+/// planner (table recomputed in 4 KiB LBAs, partitions re-aligned where needed), the FAT
+/// rebuilt for 4 KiB sectors with every file, NTFS copied; fsck clean, files identical. The
+/// fixture's ext4 has 1 KiB blocks, which no 4Kn disk can mount: it is refused by name, with
+/// nothing written, and restoring the other partitions works.
+#[test]
+fn restore_onto_4k_sectors_converts_the_table_and_the_fat() {
+    let f = fixture();
+    let t = target("4k-target.img", 300 << 20);
+    let tgt = Loop::new(&t, 4096);
+    let before = sysclone_testutil::sha256(&t);
+    let base = ["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes"];
+    let out = sysclone(&base);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("partition 2") && err.contains("uses 1024-byte blocks; on a disk with 4096-byte sectors the kernel cannot mount it"), "{err}");
+    assert_eq!(sysclone_testutil::sha256(&t), before, "a refused restore wrote");
+
+    let out = sysclone(&[&base[..], &["--only", "1,3,4", "--verify", "--json"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "restore onto 4Kn failed:\n{err}");
+    assert!(err.contains("vfat rebuilt for 4096-byte sectors"), "{err}");
+    let rr: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rr["parts"].as_array().unwrap().len(), 3, "{rr}");
+    assert_eq!(rr["verified"], true, "{rr}");
+    // LBA 1 of a 4Kn disk holds the primary header; sgdisk reads the loop device's sectors.
+    let got = fs::read(&t).unwrap();
+    assert_eq!(&got[4096..4104], b"EFI PART", "no primary GPT at LBA 1 (4096)");
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    let src = Loop::with_args(&f.src_img, &["--read-only"]);
+    run("fsck.fat", &["-n", &tgt.part(1)]);
+    run("ntfsfix", &["-n", &tgt.part(2)]);
+    assert!(run("file", &["-s", &tgt.part(3)]).contains("swap"), "swap signature missing");
+    let dir = f.dir.join("4k");
+    sysclone_testutil::assert_same_files(&src.part(1), &tgt.part(1), "fat", &dir);
+    sysclone_testutil::assert_same_files(&src.part(3), &tgt.part(2), "ntfs", &dir);
+    // As saved, without the planner, it is refused with the way out named.
+    let out = sysclone(&[&base[..], &["--policy", "exact"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("logical sector size is 4096 but the image's is 512") && err.contains("--policy keep"), "{err}");
 }
