@@ -4,6 +4,7 @@
 
 mod faults;
 mod imaging;
+mod lab;
 mod media;
 mod network;
 mod qemu;

@@ -335,7 +335,7 @@ fn nginx() -> Nginx {
     make_certs(d);
     let (http, https) = (free_port(), free_port());
     let conf = format!(
-        "user root;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n  log_format report escape=json '$time_iso8601 $remote_addr $request_body';\n  client_body_buffer_size 4m; client_max_body_size 16m;\n  server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl;\n    ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;\n    root {d}/www;\n    location = /report {{ access_log {d}/logs/reports.log report; proxy_pass http://127.0.0.1:{http}/received; }}\n    location = /received {{ return 204; }}\n  }}\n}}\n",
+        "user root;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n  log_format sent '$status $body_bytes_sent $request_uri';\n  access_log {d}/logs/access.log sent;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n  log_format report escape=json '$time_iso8601 $remote_addr $request_body';\n  client_body_buffer_size 4m; client_max_body_size 16m;\n  server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl;\n    ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;\n    root {d}/www;\n    location = /report {{ access_log {d}/logs/reports.log report; proxy_pass http://127.0.0.1:{http}/received; }}\n    location = /received {{ return 204; }}\n  }}\n}}\n",
         d = d.display()
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
@@ -355,6 +355,11 @@ impl Nginx {
     /// The served directory.
     pub fn www(&self) -> PathBuf {
         self.dir.path().join("www")
+    }
+    /// Bytes of response bodies nginx sent so far (its access log).
+    pub fn bytes_sent(&self) -> u64 {
+        let log = std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default();
+        log.lines().filter_map(|l| l.split(' ').nth(1)?.parse::<u64>().ok()).sum()
     }
     /// What the report receiver logged.
     pub fn reports(&self) -> String {
