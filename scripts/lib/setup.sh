@@ -70,5 +70,6 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-restore.toml" --out "$OUT/rescue-restore"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
+    say "sizes: binary $(stat -c %s "$BIN") bytes; initramfs minimal $(stat -c %s "$OUT/media-minimal/initramfs.img"), generic $(stat -c %s "$OUT/media-generic/initramfs.img"); USB image $(stat -c %s "$OUT/media-minimal/sysclone-usb.img") bytes"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN
 }
