@@ -499,7 +499,7 @@ fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_pa
     let mut req = RestoreRequest::new(from, Selector::parse(&job.target)?);
     req.protect = job.protect_selectors();
     req.verify = job.verify;
-    req.confirm = Confirm::Yes;
+    req.confirm = job.confirmation();
     req.dry_run = dry_run;
     req.policy = match job.policy {
         None => RestorePolicy::Auto,
