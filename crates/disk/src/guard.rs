@@ -197,6 +197,8 @@ mod tests {
             model: Some("M".into()),
             serial: Some(serial.into()),
             wwn: None,
+            by_id: vec![],
+            by_path: vec![],
             size_bytes: 1 << 30,
             logical_sector: 512,
             physical_sector: 512,

@@ -178,6 +178,8 @@ fn image_disk(img: &Image) -> Disk {
         model: m.source.model.clone(),
         serial: m.source.serial.clone(),
         wwn: m.source.wwn.clone(),
+        by_id: Vec::new(),
+        by_path: Vec::new(),
         size_bytes: m.source.size_bytes,
         logical_sector: m.source.logical_sector,
         physical_sector: m.source.physical_sector,
