@@ -72,6 +72,10 @@ pub struct DisksConfig {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Rescue image: first load drivers for devices plugged in since boot and wait for
+    /// their disks
+    #[arg(long)]
+    pub rescan: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -375,6 +379,9 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn disks(c: DisksConfig) -> Result<()> {
+    if c.rescan {
+        sysclone_init::kmod::rescan()?;
+    }
     let disks = disks_now(None)?;
     if c.json {
         println!("{}", sysclone_disk::discover::to_json(&disks, true));
