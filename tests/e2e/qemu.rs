@@ -147,21 +147,6 @@ impl Disk {
     pub fn and(self, props: &str) -> Disk {
         self.with(props)
     }
-    /// An NVMe controller with one explicit namespace (`ns_props`: `eui64=…`, `uuid=…`,
-    /// `logical_block_size=4096` …), for identifiers the implicit namespace cannot take.
-    pub fn nvme_ns(file: &Path, serial: &str, ns_props: &str) -> Disk {
-        let id = format!("n{serial}");
-        Disk {
-            args: vec![
-                "-drive".into(),
-                Self::drive(&id, file),
-                "-device".into(),
-                format!("nvme,id={id}c,serial={serial}"),
-                "-device".into(),
-                format!("nvme-ns,drive={id},bus={id}c,nsid=1,{ns_props}"),
-            ],
-        }
-    }
     /// An empty PCIe root port `id` to hot-plug a device into later (monitor `device_add`).
     pub fn pcie_root_port(id: &str, chassis: u32) -> Disk {
         Disk { args: vec!["-device".into(), format!("pcie-root-port,id={id},bus=pcie.0,chassis={chassis}")] }
