@@ -670,7 +670,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__disks)
-            opts="-q -v -h --json --quiet --verbose --progress --help"
+            opts="-q -v -h --json --rescan --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

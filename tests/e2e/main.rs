@@ -199,40 +199,134 @@ fn disks_on_every_bus_are_seen_as_they_are() {
     fs::copy(a.join("rescue-list/sysclone-usb.img"), &stick).unwrap();
     let mut m = Machine::new(w, "disks");
     m.usb_boot(&stick);
+    // The kernel shows no EUI-64 or UUID for QEMU's NVMe namespace even when set (nvme-ns
+    // eui64= and uuid= tried): its wwid is the `nvme.<vendor>-<serial>-<model>-<nsid>` form.
     m.disk(Disk::nvme_4k(&img("nvme4k.img", "64M"), "NV4K"));
     m.disk(Disk::virtio_ro(&img("vro.img", "48M"), "VRO"));
-    m.disk(Disk::sata(&img("sata.img", "40M"), "SATA1", "SATAMODEL", 0));
-    m.disk(Disk::scsi(&img("scsi1.img", "56M"), "SCSI1", "TWIN", true));
+    m.disk(Disk::sata(&img("sata.img", "40M"), "SATA1", "SATAMODEL", 0).and("wwn=0x5000c50000000001"));
+    m.disk(Disk::scsi(&img("scsi1.img", "56M"), "SCSI1", "TWIN", true).and("wwn=0x5000c50000000002"));
     m.disk(Disk::scsi(&img("scsi2.img", "56M"), "SCSI2", "TWIN", false));
     let log = m.run(600);
     let line = line_with(&log, "SYSCLONE-DISKS-JSON ");
     let doc: serde_json::Value = serde_json::from_str(line.split_once("SYSCLONE-DISKS-JSON ").unwrap().1).unwrap();
     assert_eq!(doc["version"], 1);
+    println!("{doc:#}");
     let disks = doc["disks"].as_array().unwrap();
     let by_serial = |s: &str| disks.iter().find(|d| d["serial"] == s).unwrap_or_else(|| panic!("no disk with serial {s}: {doc:#}"));
+    // serial, bus, size, logical and physical sector, read-only, WWN
     let expect = [
-        ("NV4K", "nvme", 64u64 << 20, 4096u64, false),
-        ("VRO", "virtio", 48 << 20, 512, true),
-        ("SATA1", "sata", 40 << 20, 512, false),
-        ("SCSI1", "scsi", 56 << 20, 512, false),
-        ("SCSI2", "scsi", 56 << 20, 512, false),
-        ("STICK1", "usb", fs::metadata(&stick).unwrap().len(), 512, false),
+        ("NV4K", "nvme", 64u64 << 20, 4096u64, 4096u64, false, Some("nvme.1b36-4e56344b-51454d55204e564d65204374726c-00000001".to_string())),
+        ("VRO", "virtio", 48 << 20, 512, 512, true, None),
+        ("SATA1", "sata", 40 << 20, 512, 512, false, Some("naa.5000c50000000001".to_string())),
+        ("SCSI1", "scsi", 56 << 20, 512, 512, false, Some("naa.5000c50000000002".to_string())),
+        ("SCSI2", "scsi", 56 << 20, 512, 512, false, None),
+        ("STICK1", "usb", fs::metadata(&stick).unwrap().len(), 512, 512, false, None),
     ];
-    for (serial, bus, size, lbs, ro) in expect {
+    for (serial, bus, size, lbs, pbs, ro, wwn) in expect {
         let d = by_serial(serial);
         assert_eq!(d["bus"], bus, "{serial}: {d}");
         assert_eq!(d["size_bytes"].as_u64().unwrap(), size, "{serial}: {d}");
         assert_eq!(d["logical_sector"].as_u64().unwrap(), lbs, "{serial}: {d}");
+        assert_eq!(d["physical_sector"].as_u64().unwrap(), pbs, "{serial}: {d}");
         assert_eq!(d["read_only"].as_bool().unwrap(), ro, "{serial}: {d}");
+        if let Some(w) = wwn {
+            assert_eq!(d["wwn"].as_str().unwrap_or_default().to_ascii_lowercase(), w, "{serial}: {d}");
+        }
+        if serial != "STICK1" {
+            assert_eq!(d["roles"], serde_json::json!([]), "{serial}: a blank disk has no role: {d}");
+            assert_eq!(d["removable"], false, "{serial}: {d}");
+        }
     }
     assert_eq!(disks.len(), 6, "{doc:#}");
-    assert_eq!(by_serial("NV4K")["physical_sector"], 4096);
     assert_eq!(by_serial("STICK1")["roles"], serde_json::json!(["boot-medium"]));
     assert_eq!(by_serial("STICK1")["removable"], true);
     assert_eq!(by_serial("SATA1")["model"], "SATAMODEL");
     // The twins: same model and size, told apart by serial only.
     assert_eq!(by_serial("SCSI1")["model"], by_serial("SCSI2")["model"]);
     assert!(by_serial("SCSI1")["model"].as_str().unwrap().contains("TWIN"));
+    // Stable names built from sysfs (there is no udev in the rescue image).
+    let names = |s: &str, key: &str| -> Vec<String> { by_serial(s)[key].as_array().unwrap_or_else(|| panic!("{s}: no {key}")).iter().map(|v| v.as_str().unwrap().to_string()).collect() };
+    let has = |s: &str, key: &str, want: &str| assert!(names(s, key).iter().any(|n| n == want), "{s}: {key} {:?} lacks {want}", names(s, key));
+    let ends = |s: &str, key: &str, tail: &str| assert!(names(s, key).iter().any(|n| n.starts_with("pci-") && n.ends_with(tail)), "{s}: {key} {:?}: none ends {tail}", names(s, key));
+    has("NV4K", "by_id", "nvme-QEMU_NVMe_Ctrl_NV4K");
+    has("NV4K", "by_id", "nvme-nvme.1b36-4e56344b-51454d55204e564d65204374726c-00000001");
+    ends("NV4K", "by_path", "-nvme-1");
+    has("VRO", "by_id", "virtio-VRO");
+    has("SATA1", "by_id", "ata-SATAMODEL_SATA1");
+    has("SATA1", "by_id", "wwn-0x5000c50000000001");
+    ends("SATA1", "by_path", "-ata-1");
+    has("SCSI1", "by_id", "scsi-35000c50000000002");
+    has("SCSI1", "by_id", "wwn-0x5000c50000000002");
+    has("SCSI2", "by_id", "scsi-0SYSCLONETWIN_SCSI2");
+    ends("SCSI1", "by_path", ":0");
+    assert_ne!(names("SCSI1", "by_path"), names("SCSI2", "by_path"));
+    has("STICK1", "by_id", "usb-QEMU_QEMU_HARDDISK_STICK1-0:0");
+    ends("STICK1", "by_path", "-usb-0:1:1.0-scsi-0:0:0:0");
+}
+
+/// The rescue shell, one boot: `/init disks --json` typed there knows the boot medium (PID 1
+/// recorded it), `/init clone` onto the stick is refused and writes nothing; by-id selectors
+/// work without udev; a disk on a controller hot-plugged after boot, whose driver was not
+/// loaded, shows up after `/init disks --rescan`.
+#[test]
+fn the_rescue_shell_knows_its_boot_medium() {
+    let a = artifacts();
+    let work = tempfile::tempdir_in(&a).unwrap();
+    let w = work.path();
+    let (src, stick, hot) = (w.join("src.img"), w.join("stick.img"), w.join("hot.img"));
+    fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
+    fs::copy(a.join("rescue-shell/sysclone-usb.img"), &stick).unwrap();
+    run("truncate", &["-s", "200M", hot.to_str().unwrap()]);
+    let head = |p: &Path| fs::read(p).unwrap()[..1 << 20].to_vec();
+    let (stick_before, src_before) = (head(&stick), run("sha256sum", &[src.to_str().unwrap()]));
+    let mut m = Machine::new(w, "shell-disks");
+    m.usb_boot(&stick);
+    m.disk(Disk::virtio(&src, "SRC1"));
+    m.disk(Disk::pcie_root_port("rp1", 1));
+    // `J""-A` in the typed line prints as `J-A`: the markers match the output, not the echo.
+    let log = m.run_session(
+        900,
+        &[
+            ("disks listed at", ""),
+            ("#", "dmesg -n 1; echo \"J\"\"-A $(/init disks --json | tr -d '\\n') J\"\"-B\""),
+            ("J-B", "/init clone --source serial=SRC1 --target serial=STICK1 --yes; echo CLONE-RC\"\"=$?"),
+            ("CLONE-RC=", &format!("@drive_add 0 if=none,id=hot,format=raw,file={}", hot.display())),
+            ("", "@device_add virtio-scsi-pci,id=hscsi,bus=rp1"),
+            ("", "@device_add scsi-hd,drive=hot,bus=hscsi.0,serial=HOT1,vendor=SYSCLONE,product=HOTPLUG"),
+            ("", "sleep 5; echo BEFORE\"\"-RESCAN $(/init disks | grep -c HOT1) $(cat /sys/bus/virtio/devices/*/modalias | grep -c d00000008v)"),
+            ("BEFORE-RESCAN", "echo \"J\"\"-C $(/init disks --rescan --json | tr -d '\\n') J\"\"-D\""),
+            ("J-D", "/init clone --source by-id=virtio-SRC1 --target by-id=scsi-0SYSCLONEHOTPLUG_HOT1 --dry-run; echo DRY-RC\"\"=$?"),
+            ("DRY-RC=", "poweroff -f"),
+        ],
+    );
+    let json = |from: &str, to: &str| -> serde_json::Value {
+        let l = log.split(from).nth(1).and_then(|r| r.split(to).next()).unwrap_or_else(|| panic!("no {from} … {to}:\n{log}"));
+        serde_json::from_str(l.trim()).unwrap_or_else(|e| panic!("{e}: {l}"))
+    };
+    let serials = |doc: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        doc["disks"].as_array().unwrap().iter().map(|d| (d["serial"].as_str().unwrap_or("-").to_string(), d["roles"].clone())).collect()
+    };
+    let first = serials(&json("J-A", "J-B"));
+    assert!(first.contains(&("STICK1".into(), serde_json::json!(["boot-medium"]))), "{first:?}");
+    assert!(first.contains(&("SRC1".into(), serde_json::json!(["system"]))), "{first:?}");
+    let rc = line_with(&log, "CLONE-RC=");
+    assert!(rc.ends_with("CLONE-RC=3"), "the clone onto the stick was not refused by the guard: {rc}\n{log}");
+    let refusal = line_with(&log, "refusing to write");
+    assert!(refusal.contains("STICK1") && refusal.contains("boot medium"), "{refusal}");
+    // Hot-plugged on a controller whose driver was not loaded: the kernel sees the controller
+    // (one virtio SCSI device, id 8), but its disk is not there until the rescan.
+    assert!(line_with(&log, "BEFORE-RESCAN").trim_end().ends_with("BEFORE-RESCAN 0 1"), "{log}");
+    let after = serials(&json("J-C", "J-D"));
+    assert!(after.iter().any(|(s, r)| s == "HOT1" && r == &serde_json::json!([])), "{after:?}");
+    assert!(line_with(&log, "rescan:").contains("1 new block device"), "{log}");
+    // by-id selectors, no udev: the dry run names both disks and writes nothing.
+    assert!(line_with(&log, "DRY-RC=").trim_end().ends_with("DRY-RC=0"), "{log}");
+    let dry = log.split("J-D").nth(1).unwrap();
+    assert!(line_with(dry, "target: ").contains("HOT1") && line_with(dry, "source: ").contains("SRC1"), "{dry}");
+    assert!(dry.contains("dry run: nothing written"), "{dry}");
+    assert_eq!(head(&stick), stick_before, "the boot medium's first MiB changed");
+    assert_eq!(run("sha256sum", &[src.to_str().unwrap()]), src_before);
+    assert!(fs::read(&hot).unwrap().iter().all(|&b| b == 0), "a dry run wrote the hot-plugged disk");
 }
 
 /// `boot_entry = "next"` with a smart, verified clone: the first boot goes to the clone's

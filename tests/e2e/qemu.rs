@@ -142,6 +142,17 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// More `-device` properties for the disk, e.g. `wwn=0x5000c50000000001`.
+    pub fn and(self, props: &str) -> Disk {
+        self.with(props)
+    }
+    /// An empty PCIe root port `id` to hot-plug a device into later (monitor `device_add`).
+    pub fn pcie_root_port(id: &str, chassis: u32) -> Disk {
+        Disk { args: vec!["-device".into(), format!("pcie-root-port,id={id},bus=pcie.0,chassis={chassis}")] }
+    }
+}
+
 pub struct Machine {
     name: String,
     dir: PathBuf,

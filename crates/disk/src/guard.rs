@@ -77,12 +77,12 @@ pub fn check_target(target: &Disk, ctx: &GuardContext) -> Result<()> {
     }
     if let Some(src) = &ctx.source {
         if src.name == target.name || (!src.devno.is_empty() && src.devno == target.devno) {
-            return Err(refuse(Rule::Source, format!("refusing to write {who}: it is the source of this job; the source is only ever read")));
+            return Err(refuse(Rule::Source, format!("refusing to write {who}: it is the source of this job; the source is only ever read. Choose a different target disk")));
         }
     }
     for p in &ctx.protected {
         if p.select(std::slice::from_ref(target), &[], &ctx.roots.dev).is_ok() {
-            return Err(refuse(Rule::Protected, format!("refusing to write {who}: it is on the write-protect list ({p})")));
+            return Err(refuse(Rule::Protected, format!("refusing to write {who}: it is on the write-protect list ({p}); choose another target, or take it off the list (--protect / the job's protect) if it really is to be overwritten")));
         }
     }
     Ok(())
@@ -107,7 +107,7 @@ pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logic
         ));
     }
     if now.read_only {
-        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only (write-protect switch, or set by policy)")));
+        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only (write-protect switch, or set by policy); slide the switch off or run `blockdev --setrw {}`, or choose another target", now.path.display())));
     }
     if !now.mounts.is_empty() {
         return Err(refuse(Rule::Mounted, format!("refusing to write {who}: it is mounted at {}; unmount it first", now.mounts.join(", "))));
@@ -134,15 +134,15 @@ pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logic
     }
     let file = open_exclusive(&now.path).map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {
-            refuse(Rule::Held, format!("refusing to write {who}: the kernel says it is busy (opened exclusively, mounted or held)"))
+            refuse(Rule::Held, format!("refusing to write {who}: the kernel says it is busy (opened exclusively, mounted or held); close what uses it (mounts, swap, LVM/RAID/dm, another sysclone) and run again"))
         } else if e.raw_os_error() == Some(libc::EROFS) || e.raw_os_error() == Some(libc::EACCES) {
-            refuse(Rule::ReadOnly, format!("refusing to write {who}: opening it for writing failed: {e}"))
+            refuse(Rule::ReadOnly, format!("refusing to write {who}: opening it for writing failed: {e}; check its write protection, or choose another target"))
         } else {
             anyhow::Error::new(e).context(format!("opening {} for writing", now.path.display()))
         }
     })?;
     if file.metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false) && sys::is_read_only(file.as_fd()).unwrap_or(false) {
-        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only")));
+        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only; run `blockdev --setrw {}` if that is a leftover software flag, or choose another target", now.path.display())));
     }
     Ok(TargetHandle { disk: now, file })
 }
@@ -197,6 +197,8 @@ mod tests {
             model: Some("M".into()),
             serial: Some(serial.into()),
             wwn: None,
+            by_id: vec![],
+            by_path: vec![],
             size_bytes: 1 << 30,
             logical_sector: 512,
             physical_sector: 512,
@@ -228,6 +230,11 @@ mod tests {
         assert_eq!(rule(check_target(&src, &ctx)), Rule::Source);
         assert_eq!(rule(check_target(&disk("sdz", "KEEP"), &ctx)), Rule::Protected);
         assert!(check_target(&tgt, &ctx).is_ok());
+        // Each refusal says what to do instead.
+        let msg = |d: &Disk| check_target(d, &ctx).unwrap_err().to_string();
+        assert!(msg(&src).contains("Choose a different target disk"), "{}", msg(&src));
+        assert!(msg(&disk("sdz", "KEEP")).contains("(serial=KEEP); choose another target, or take it off the list"), "{}", msg(&disk("sdz", "KEEP")));
+        assert!(msg(&stick).contains("choose another target disk"), "{}", msg(&stick));
         let by_name = GuardContext { boot_medium: Some("vda".into()), ..Default::default() };
         let e = check_target(&tgt, &by_name).unwrap_err().to_string();
         assert!(e.contains("refusing to write vda") && e.contains("boot medium"), "{e}");

@@ -82,8 +82,8 @@ impl Selector {
             conds.push(match k.trim() {
                 "serial" => Cond::Serial(v),
                 "wwn" | "eui" => Cond::Wwn(v),
-                "by-id" => Cond::ById(v),
-                "by-path" => Cond::ByPath(v),
+                "by-id" => Cond::ById(v.trim_start_matches("/dev/disk/by-id/").to_string()),
+                "by-path" => Cond::ByPath(v.trim_start_matches("/dev/disk/by-path/").to_string()),
                 "model" => Cond::Model(v),
                 "size" => Cond::Size(parse_size(&v)?),
                 "min-size" => Cond::MinSize(parse_size(&v)?),
@@ -110,8 +110,8 @@ impl Selector {
         self.conds.iter().all(|c| match c {
             Cond::Serial(s) => d.serial.as_deref() == Some(s.as_str()),
             Cond::Wwn(s) => d.wwn.as_deref().is_some_and(|w| w.eq_ignore_ascii_case(s)),
-            Cond::ById(s) => link_is("by-id", s),
-            Cond::ByPath(s) => link_is("by-path", s),
+            Cond::ById(s) => d.by_id.iter().any(|n| n == s) || link_is("by-id", s),
+            Cond::ByPath(s) => d.by_path.iter().any(|n| n == s) || link_is("by-path", s),
             Cond::Model(s) => d.model.as_deref().is_some_and(|m| m.trim() == s.trim()),
             Cond::Size(n) => d.size_bytes == *n,
             Cond::MinSize(n) => d.size_bytes >= *n,
@@ -162,6 +162,8 @@ mod tests {
             model: Some("Same Model".into()),
             serial: Some(serial.into()),
             wwn: None,
+            by_id: vec![],
+            by_path: vec![],
             size_bytes: size,
             logical_sector: 512,
             physical_sector: 512,
@@ -227,6 +229,37 @@ mod tests {
         for sel in ["ptuuid=11111111-2222-3333-4444-555555555555", "partuuid=AAAAAAAA-0000-0000-0000-000000000001", "uuid=bbbbbbbb-0000-0000-0000-000000000002"] {
             assert_eq!(Selector::parse(sel).unwrap().select(&ds, &[], dev).unwrap().name, "b", "{sel}");
         }
+    }
+
+    /// wwn=, size=, min-size=, bus=, model= and their combinations: every condition must hold.
+    #[test]
+    fn conditions_combine() {
+        let mut ds = vec![disk("nvme0n1", "A1", 256 << 30), disk("sda", "S1", 256 << 30), disk("sdb", "S2", 1 << 40), disk("vda", "V1", 64 << 30)];
+        ds[0].wwn = Some("eui.0025385b71b07e2f".into());
+        ds[1].bus = Bus::Sata;
+        ds[1].wwn = Some("naa.5000c500a1b2c3d4".into());
+        ds[2].bus = Bus::Sata;
+        ds[2].model = Some("Other Model".into());
+        ds[3].bus = Bus::Virtio;
+        let dev = Path::new("/x");
+        let pick = |sel: &str| Selector::parse(sel).unwrap().select(&ds, &[], dev).map(|d| d.name.clone()).map_err(|e| e.to_string());
+        assert_eq!(pick("wwn=NAA.5000C500A1B2C3D4").unwrap(), "sda");
+        assert_eq!(pick("eui=eui.0025385b71b07e2f").unwrap(), "nvme0n1");
+        assert_eq!(pick("size=64G").unwrap(), "vda");
+        assert_eq!(pick("size=68719476736").unwrap(), "vda");
+        assert_eq!(pick("min-size=1T").unwrap(), "sdb");
+        assert_eq!(pick("bus=SATA,size=256G").unwrap(), "sda");
+        assert_eq!(pick("bus=sata,min-size=300G").unwrap(), "sdb");
+        assert_eq!(pick("bus=nvme,model=Same Model,min-size=100G").unwrap(), "nvme0n1");
+        assert_eq!(pick("model=Same Model,size=256G,serial=S1").unwrap(), "sda");
+        let e = pick("size=256G").unwrap_err();
+        assert!(e.contains("matches 2 disks") && e.contains("nvme0n1") && e.contains("sda") && !e.contains("vda"), "{e}");
+        let e = pick("bus=virtio,min-size=100G").unwrap_err();
+        assert!(e.contains("matches no disk") && e.contains("V1") && e.contains("S2"), "every disk is a candidate: {e}");
+        assert!(pick("size=63G").is_err() && pick("wwn=naa.0").is_err() && pick("bus=mmc").is_err());
+        // role=largest-other with a condition: the largest of those that match.
+        assert_eq!(pick("role=largest-other,bus=sata").unwrap(), "sdb");
+        assert!(Selector::parse("role=largest-other,max=1").unwrap_err().to_string().contains("\"max\""));
     }
 
     #[test]

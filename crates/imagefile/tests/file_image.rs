@@ -49,6 +49,8 @@ fn source(dir: &Path) -> (std::path::PathBuf, Disk) {
         model: Some("FILE".into()),
         serial: Some("S123".into()),
         wwn: None,
+        by_id: vec![],
+        by_path: vec![],
         size_bytes: 24 << 20,
         logical_sector: 512,
         physical_sector: 512,

@@ -181,6 +181,8 @@ fn image_disk(img: &Image) -> Disk {
         model: m.source.model.clone(),
         serial: m.source.serial.clone(),
         wwn: m.source.wwn.clone(),
+        by_id: Vec::new(),
+        by_path: Vec::new(),
         size_bytes: m.source.size_bytes,
         logical_sector: m.source.logical_sector,
         physical_sector: m.source.physical_sector,
@@ -543,7 +545,7 @@ fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_pa
     let mut req = RestoreRequest::new(from, Selector::parse(&job.target)?);
     req.protect = job.protect_selectors();
     req.verify = job.verify;
-    req.confirm = Confirm::Yes;
+    req.confirm = job.confirmation();
     req.dry_run = dry_run;
     req.policy = match job.policy {
         None => RestorePolicy::Auto,

@@ -34,6 +34,18 @@ pub enum BootEntry {
 
 pub use sysclone_copy::Mode;
 
+/// How a job's writes are confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobConfirm {
+    /// The job file stands for the typed confirmation: the target disk(s) its selectors
+    /// choose are written without asking (unattended runs need this).
+    Serial,
+    /// Show each target and ask for the last characters of its serial on the console
+    /// (what a job without `confirm` does).
+    Ask,
+}
+
 /// The operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +151,9 @@ pub struct Job {
     /// Disks that must never be written, whatever else matches.
     #[serde(default)]
     pub protect: Vec<String>,
+    /// `"serial"`: write without asking (the job is the confirmation). Without it the
+    /// console shows each target and asks for the last characters of its serial first.
+    pub confirm: Option<JobConfirm>,
     /// Read the target back and compare after copying.
     #[serde(default)]
     pub verify: bool,
@@ -207,6 +222,15 @@ impl Job {
     /// The boot entry policy: as written, else `first` for one target, `none` for several.
     pub fn boot_entry(&self) -> BootEntry {
         self.boot_entry_key.unwrap_or(if self.targets.is_empty() { BootEntry::First } else { BootEntry::None })
+    }
+
+    /// Whether writing needs a typed confirmation: only a job that says `confirm = "serial"`
+    /// writes without one.
+    pub fn confirmation(&self) -> crate::run::Confirm {
+        match self.confirm {
+            Some(JobConfirm::Serial) => crate::run::Confirm::Yes,
+            _ => crate::run::Confirm::Ask,
+        }
     }
 
     /// The target selectors: `target`, or each of `targets`.
@@ -404,7 +428,7 @@ fn run_operation(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run
         return crate::imaging::run_job(job, efivars, boot_partuuid, dry_run);
     }
     let (source, targets) = job.selectors()?;
-    let confirm = crate::run::Confirm::Yes;
+    let confirm = job.confirmation();
     if job.operation == Operation::Migrate {
         crate::console::say(&format!("job: migrate {} -> {}", job.source, job.target));
         let opts = crate::migrate::MigrateOptions {
@@ -451,6 +475,23 @@ mod tests {
     fn minimal_job_gets_defaults() {
         let j = Job::parse("operation = \"clone\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\n").unwrap();
         assert_eq!((j.mode, j.boot_entry(), j.on_success, j.on_failure), (Mode::Exact, BootEntry::First, After::Reboot, After::Menu));
+    }
+
+    /// Only `confirm = "serial"` lets a job write without a typed confirmation.
+    #[test]
+    fn confirm_key() {
+        use crate::run::Confirm;
+        let base = "operation = \"clone\"\nsource = \"serial=A\"\ntarget = \"serial=B\"\n";
+        assert_eq!(Job::parse(base).unwrap().confirmation(), Confirm::Ask);
+        assert_eq!(Job::parse(&format!("{base}confirm = \"serial\"\n")).unwrap().confirmation(), Confirm::Yes);
+        assert_eq!(Job::parse(&format!("{base}confirm = \"ask\"\n")).unwrap().confirmation(), Confirm::Ask);
+        let e = Job::parse(&format!("{base}confirm = \"yes\"\n")).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("serial"), "{e}");
+        for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../image/jobs")).unwrap() {
+            let p = f.unwrap().path();
+            let j = Job::load(&p).unwrap();
+            assert_eq!(j.confirmation(), Confirm::Yes, "{}: the e2e jobs run unattended", p.display());
+        }
     }
 
     #[test]

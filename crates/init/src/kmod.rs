@@ -167,9 +167,56 @@ fn scsi_disk_pending() -> bool {
         .any(|e| !e.path().join("block").exists())
 }
 
+/// Whether `name` is an NVMe namespace's node under a controller: `nvme0n1`, or with native
+/// multipath the hidden path `nvme0c1n1`.
+fn is_namespace(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("nvme") else { return false };
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let Some((head, ns)) = rest.rsplit_once('n') else { return false };
+    digits(ns) && (digits(head) || head.split_once('c').is_some_and(|(a, b)| digits(a) && digits(b)))
+}
+
+/// NVMe controllers (under `class`, normally `/sys/class/nvme`) whose namespaces have not
+/// shown yet: still starting (state not `live`), or — while `early` — live without any
+/// namespace (the kernel scans them after the controller comes up; a slow controller takes
+/// a while, and a controller may also really have none, hence only early on).
+fn nvme_pending(class: &Path, early: bool) -> bool {
+    let Ok(rd) = fs::read_dir(class) else { return false };
+    rd.flatten().any(|c| {
+        let state = fs::read_to_string(c.path().join("state")).unwrap_or_default();
+        let starting = matches!(state.trim(), "new" | "connecting" | "resetting");
+        let has_ns = fs::read_dir(c.path()).map(|r| r.flatten().any(|e| is_namespace(&e.file_name().to_string_lossy()))).unwrap_or(false);
+        starting || (early && state.trim() == "live" && !has_ns)
+    })
+}
+
+/// How long a live NVMe controller without namespaces is waited for.
+const NVME_NAMESPACE_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether this process runs in the rescue system: PID 1 is this very binary (`/init`).
+pub fn in_rescue() -> bool {
+    match (fs::read_link("/proc/1/exe"), std::env::current_exe()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Look again for devices plugged in since boot (the menu's "list disks again", `sysclone
+/// disks --rescan`): load the drivers their modaliases want and wait, bounded, for their
+/// disks to settle. Only in the rescue system: an installed system has udev for that.
+pub fn rescan() -> Result<()> {
+    anyhow::ensure!(in_rescue(), "--rescan loads drivers the way the rescue system's init does; on an installed system udev does that");
+    let mut loader = Loader::open(Path::new("/")).context("reading the module index")?;
+    let before = block_devices();
+    let (n, waited) = coldplug_and_settle(&mut loader, Duration::from_millis(1000), Duration::from_secs(20));
+    let new: Vec<String> = block_devices().into_iter().filter(|d| !before.contains(d)).collect();
+    say(&format!("rescan: {n} driver(s) loaded, {} new block device(s){}, settled after {waited:.1} s", new.len(), if new.is_empty() { String::new() } else { format!(" ({})", new.join(", ")) }));
+    Ok(())
+}
+
 /// Coldplug until no pass loads anything new, the set of block devices has been stable for
-/// `quiet` and no SCSI disk is still waiting for its block device — or `limit` has passed.
-/// Returns (modules loaded, seconds waited).
+/// `quiet`, no SCSI disk is still waiting for its block device and no NVMe controller for
+/// its namespaces — or `limit` has passed. Returns (modules loaded, seconds waited).
 pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration) -> (usize, f64) {
     let t0 = Instant::now();
     let mut total = 0;
@@ -183,7 +230,7 @@ pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration
             last_change = Instant::now();
             seen = now;
         }
-        if last_change.elapsed() >= quiet && !scsi_disk_pending() {
+        if last_change.elapsed() >= quiet && !scsi_disk_pending() && !nvme_pending(Path::new("/sys/class/nvme"), t0.elapsed() < NVME_NAMESPACE_WAIT) {
             break;
         }
         if t0.elapsed() >= limit {
@@ -193,4 +240,45 @@ pub fn coldplug_and_settle(loader: &mut Loader, quiet: Duration, limit: Duration
         std::thread::sleep(Duration::from_millis(100));
     }
     (total, t0.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names() {
+        for n in ["nvme0n1", "nvme12n3", "nvme0c1n1"] {
+            assert!(is_namespace(n), "{n}");
+        }
+        for n in ["nvme0", "nvme0n", "nvmen1", "nvme0c1", "nvme0n1p1", "ng0n1", "subsysnqn", "nvme0cn1"] {
+            assert!(!is_namespace(n), "{n}");
+        }
+    }
+
+    /// A controller still starting is waited for; a live one without namespaces only early on.
+    #[test]
+    fn pending_nvme_controllers() {
+        let t = tempfile::tempdir().unwrap();
+        let class = t.path();
+        let ctrl = |name: &str, state: &str, ns: &[&str]| {
+            let d = class.join(name);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("state"), format!("{state}\n")).unwrap();
+            fs::write(d.join("subsysnqn"), "nqn\n").unwrap();
+            for n in ns {
+                fs::create_dir_all(d.join(n)).unwrap();
+            }
+        };
+        assert!(!nvme_pending(&class.join("none"), true));
+        ctrl("nvme0", "live", &["nvme0n1"]);
+        assert!(!nvme_pending(class, true));
+        ctrl("nvme1", "live", &[]);
+        assert!(nvme_pending(class, true), "a live controller without namespaces, early");
+        assert!(!nvme_pending(class, false), "… is not waited for later");
+        fs::create_dir_all(class.join("nvme1/nvme0c1n1")).unwrap();
+        assert!(!nvme_pending(class, true), "a multipath namespace counts");
+        ctrl("nvme2", "connecting", &[]);
+        assert!(nvme_pending(class, false), "a controller still connecting");
+    }
 }

@@ -155,6 +155,13 @@ fn setup() -> Result<Setup> {
     let _ = n;
     // systemd-boot names its partition in LoaderDevicePartUUID; GRUB (Secure Boot, BIOS) puts it on the command line.
     let boot_partuuid = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten().or_else(|| cmdline.get("sysclone.boot-partuuid").map(str::to_string));
+    // Recorded for the commands run from the shell, which learn the boot medium from it.
+    if let Some(u) = &boot_partuuid {
+        let _ = std::fs::create_dir_all("/run/sysclone");
+        if let Err(e) = std::fs::write(crate::run::BOOT_PARTUUID_FILE, format!("{u}\n")) {
+            say(&format!("warning: could not record the boot partition in {}: {e}", crate::run::BOOT_PARTUUID_FILE));
+        }
+    }
     Ok(Setup { cmdline, loader, boot_partuuid, net: None })
 }
 

@@ -69,11 +69,32 @@ pub struct TargetOutcome {
     pub error: Option<String>,
 }
 
-/// Discover disks and tag the boot medium.
+/// Where the rescue system's PID 1 writes the PARTUUID its boot loader started from, so the
+/// commands run from its shell (`/init disks`, `/init clone`) know the boot medium too.
+pub const BOOT_PARTUUID_FILE: &str = "/run/sysclone/boot-partuuid";
+
+/// The PARTUUID of the partition sysclone booted from: `given`, else what the rescue
+/// system's PID 1 recorded in `record`, else `sysclone.boot-partuuid=` on the kernel command
+/// line. The firmware's `LoaderDevicePartUUID` is read by PID 1 only (and so reaches here
+/// through `record`): on an installed system it names that system's own ESP, which is not a
+/// boot medium.
+pub fn boot_partuuid_from(given: Option<&str>, record: &std::path::Path, cmdline: &crate::cmdline::Cmdline) -> Option<String> {
+    let valid = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then(|| s.to_string())
+    };
+    given
+        .and_then(valid)
+        .or_else(|| std::fs::read_to_string(record).ok().as_deref().and_then(valid))
+        .or_else(|| cmdline.get("sysclone.boot-partuuid").and_then(valid))
+}
+
+/// Discover disks and tag the boot medium (see [`boot_partuuid_from`] for where its
+/// PARTUUID comes from when `boot_partuuid` is `None`).
 pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
     let mut disks = discover(&Roots::default()).context("discovering disks")?;
-    if let Some(u) = boot_partuuid {
-        mark_boot_medium(&mut disks, u);
+    if let Some(u) = boot_partuuid_from(boot_partuuid, std::path::Path::new(BOOT_PARTUUID_FILE), &crate::cmdline::Cmdline::read()) {
+        mark_boot_medium(&mut disks, &u);
     }
     // The disk the firmware's BootCurrent entry points at is the running system's.
     if let Some(u) = boot_current_partuuid(std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR)) {
@@ -319,4 +340,26 @@ pub fn boot_current_partuuid(efivars: &std::path::Path) -> Option<String> {
 /// Read a whole file from a partition's FAT filesystem without mounting it.
 pub fn read_from_fat(dev: &std::path::Path, start: u64, len: u64, path: &str) -> Result<Vec<u8>> {
     sysclone_media::usbimage::read_esp_file(dev, start, len, path).with_context(|| format!("reading {path} from the FAT filesystem on {}", dev.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdline::Cmdline;
+
+    /// Commands run from the rescue shell pass no PARTUUID: PID 1's record, then the kernel
+    /// command line, name the boot medium.
+    #[test]
+    fn boot_partuuid_falls_back_to_the_record_then_the_command_line() {
+        let t = tempfile::tempdir().unwrap();
+        let rec = t.path().join("boot-partuuid");
+        let cmd = Cmdline::parse("console=ttyS0 sysclone.boot-partuuid=bbbb-2222");
+        assert_eq!(boot_partuuid_from(None, &rec, &Cmdline::default()), None);
+        assert_eq!(boot_partuuid_from(None, &rec, &cmd).as_deref(), Some("bbbb-2222"));
+        std::fs::write(&rec, "aaaa-1111\n").unwrap();
+        assert_eq!(boot_partuuid_from(None, &rec, &cmd).as_deref(), Some("aaaa-1111"));
+        assert_eq!(boot_partuuid_from(Some("cccc-3333"), &rec, &cmd).as_deref(), Some("cccc-3333"));
+        std::fs::write(&rec, "not a uuid\n").unwrap();
+        assert_eq!(boot_partuuid_from(None, &rec, &cmd).as_deref(), Some("bbbb-2222"));
+    }
 }

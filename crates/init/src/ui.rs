@@ -170,7 +170,8 @@ pub fn main_menu(boot_partuuid: Option<&str>, efivars: &Path, shell: &dyn Fn()) 
         let r = match choice.as_str() {
             "c" => clone_flow(&disks, boot_partuuid, efivars),
             "m" => migrate_flow(&disks, boot_partuuid, efivars),
-            "l" | "" => Ok(None),
+            "l" => crate::kmod::rescan().map(|()| None),
+            "" => Ok(None),
             "s" => {
                 shell();
                 Ok(None)

@@ -72,6 +72,10 @@ pub struct DisksConfig {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Rescue image: first load drivers for devices plugged in since boot and wait for
+    /// their disks
+    #[arg(long)]
+    pub rescan: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -342,7 +346,8 @@ pub enum JobCmd {
     Run {
         /// The job file (TOML)
         file: PathBuf,
-        /// Yes, write the job's target disk(s)
+        /// Write the job's target disk(s) without asking for their serials (as the
+        /// job's confirm = "serial" does)
         #[arg(long)]
         yes: bool,
     },
@@ -378,6 +383,9 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn disks(c: DisksConfig) -> Result<()> {
+    if c.rescan {
+        sysclone_init::kmod::rescan()?;
+    }
     let disks = disks_now(None)?;
     if c.json {
         println!("{}", sysclone_disk::discover::to_json(&disks, true));
@@ -547,9 +555,11 @@ fn restore(c: RestoreConfig) -> Result<()> {
 }
 
 fn job_run(file: PathBuf, yes: bool) -> Result<()> {
-    let job = Job::load(&file)?;
-    if !yes {
-        anyhow::bail!("a job writes its target disk(s) without asking; run `sysclone job check --plan {}` first, then again with --yes", file.display());
+    let mut job = Job::load(&file)?;
+    // --yes stands for the typed confirmation, as the job's own `confirm = "serial"` does;
+    // without either, each target is shown and its serial asked for on the terminal.
+    if yes {
+        job.confirm = Some(sysclone_init::job::JobConfirm::Serial);
     }
     let json = sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, false)?;
     println!("{json}");

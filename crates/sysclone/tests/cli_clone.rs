@@ -74,6 +74,51 @@ fn guard_refusal_exits_3_and_writes_nothing() {
     assert_eq!(sysclone_testutil::sha256(&src_img), before);
 }
 
+/// `--protect` names a disk that must never be written: the clone onto it exits 3, names the
+/// rule, and the disk keeps every byte.
+#[test]
+fn protected_target_exits_3_and_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let (src, tgt, tgt_img) = source_and_blank_target(t.path());
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt.0), "bs=1M", "count=4", "status=none"]);
+    let before = sysclone_testutil::sha256(&tgt_img);
+    let sel = format!("name={}", tgt.0.trim_start_matches("/dev/"));
+    let out = Command::new(BIN).args(["clone", "--source", &src.0, "--target", &tgt.0, "--protect", &sel, "--yes"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("write-protect list") && err.contains(&sel), "{err}");
+    drop(tgt);
+    assert_eq!(sysclone_testutil::sha256(&tgt_img), before);
+}
+
+/// A job writes without a typed confirmation only when it says `confirm = "serial"`; without
+/// it, the wrong characters write nothing.
+#[test]
+fn job_without_confirm_asks_and_a_wrong_answer_writes_nothing() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let (src, tgt, tgt_img) = source_and_blank_target(t.path());
+    let name = |l: &Loop| l.0.trim_start_matches("/dev/").to_string();
+    let job = t.path().join("job.toml");
+    let text = format!("operation = \"clone\"\nsource = \"name={}\"\ntarget = \"name={}\"\nboot_entry = \"none\"\n", name(&src), name(&tgt));
+    fs::write(&job, &text).unwrap();
+    let before = sysclone_testutil::sha256(&tgt_img);
+    let mut child = Command::new(BIN).args(["--progress", "none", "job", "run", job.to_str().unwrap()]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"zzzz\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("Type the last") && err.contains("not confirmed"), "{err}");
+    assert_eq!(sysclone_testutil::sha256(&tgt_img), before, "a job that was not confirmed wrote its target");
+    // The same job with confirm = "serial" runs unattended.
+    fs::write(&job, format!("{text}confirm = \"serial\"\n")).unwrap();
+    let out = Command::new(BIN).args(["--progress", "none", "job", "run", job.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(tgt);
+    assert_ne!(sysclone_testutil::sha256(&tgt_img), before, "the confirmed job wrote nothing");
+    assert_eq!(&fs::read(&tgt_img).unwrap()[512..520], b"EFI PART");
+}
+
 #[test]
 fn smart_clone_copies_only_used_blocks_and_filesystems_check_clean() {
     require_root();
@@ -203,8 +248,11 @@ fn job_run_names_the_clone_after_this_machine() {
         ),
     )
     .unwrap();
+    // Neither --yes nor confirm = "serial": the target is shown and its serial asked for;
+    // no answer (standard input at its end) writes nothing.
     let out = Command::new(BIN).args(["job", "run", job.to_str().unwrap()]).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes"), "job run without --yes must refuse");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("Type the last") && err.contains("not confirmed: nothing was written"), "job run without --yes must ask: {err}");
     let out = Command::new(BIN).args(["--progress", "none", "job", "run", job.to_str().unwrap(), "--yes"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("/etc/hostname = lab07"), "{}", String::from_utf8_lossy(&out.stdout));

@@ -37,7 +37,7 @@ fn save_and_restore_jobs_mount_the_images_partition() {
     assert_eq!(r["bytes_shared"], r["bytes_used"], "nothing changed, everything is shared: {r}");
 
     let restore = format!(
-        "operation = \"restore\"\ntarget = \"name={}\"\nimage = {{ disk = \"name={}\", partition = 1, path = \"images/tuesday\" }}\npolicy = \"grow\"\nboot_entry = \"none\"\n",
+        "operation = \"restore\"\ntarget = \"name={}\"\nimage = {{ disk = \"name={}\", partition = 1, path = \"images/tuesday\" }}\npolicy = \"grow\"\nboot_entry = \"none\"\nconfirm = \"serial\"\n",
         tgt.name(),
         images.name()
     );
