@@ -7,7 +7,7 @@ use std::fs;
 use crate::qemu::{Disk, Machine, WAIT};
 use crate::{line_with, loader_entry, put_on_stick, run, Scene};
 
-const JOB: &str = "operation = \"clone\"\nmode = \"exact\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\non_failure = \"menu\"\non_success = \"poweroff\"\n";
+const JOB: &str = "operation = \"clone\"\nmode = \"exact\"\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\non_failure = \"menu\"\non_success = \"poweroff\"\n";
 
 #[test]
 fn faults_at_every_stage_end_at_the_menu() {

@@ -75,7 +75,7 @@ fn lab_of_machines_restores_one_image_at_once() {
     .unwrap();
     fs::write(
         www.join("lab.toml"),
-        format!("operation = \"restore\"\ntarget = \"serial=LABDISK\"\nimage = {{ url = \"{base}/images/golden/\" }}\nboot_entry = \"none\"\nreport_url = \"{base}/report\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n"),
+        format!("operation = \"restore\"\ntarget = \"serial=LABDISK\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nboot_entry = \"none\"\nreport_url = \"{base}/report\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n"),
     )
     .unwrap();
     let boot_bytes = fs::metadata(www.join("pxe/vmlinuz")).unwrap().len() + fs::metadata(www.join("pxe/initramfs.img")).unwrap().len();

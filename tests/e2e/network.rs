@@ -15,7 +15,7 @@ fn job_over_http_clones_and_posts_its_report() {
     let w = work.path();
     let n = Nginx::start();
     let job = format!(
-        "operation = \"clone\"\nmode = \"smart\"\nverify = true\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\nboot_entry = \"none\"\nreport_url = \"http://10.0.2.2:{}/report\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n",
+        "operation = \"clone\"\nmode = \"smart\"\nverify = true\nsource = \"serial=SRC1\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\nboot_entry = \"none\"\nreport_url = \"http://10.0.2.2:{}/report\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n",
         n.http
     );
     let job_file = n.www().join("lab.toml");
@@ -85,7 +85,7 @@ fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
     .unwrap();
     fs::write(
         www.join("lab.toml"),
-        format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nimage = {{ url = \"{base}/images/golden/\" }}\nverify = true\nboot_entry = \"first\"\nreport_url = \"{base}/report\"\non_success = \"reboot\"\non_failure = \"poweroff\"\n"),
+        format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nverify = true\nboot_entry = \"first\"\nreport_url = \"{base}/report\"\non_success = \"reboot\"\non_failure = \"poweroff\"\n"),
     )
     .unwrap();
     // Run 1: network boot, restore, report, reboot.
