@@ -12,7 +12,7 @@ say() { printf '\n==> %s\n' "$*"; }
 install_deps() {
     local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils efibootmgr
                 util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc
-                grub-pc-bin seabios ipxe-qemu xz-utils zstd nginx-light openssl
+                grub-pc-bin seabios ipxe-qemu xz-utils zstd nginx-light openssl minisign
                 man-db groff-base)
     local missing=()
     for p in "${pkgs[@]}"; do
