@@ -10,6 +10,7 @@ use serde::Serialize;
 use sysclone_disk::{check_target, human_bytes, open_source, open_target, Disk, GuardContext, Refusal, Roots, Rule, Selector};
 use sysclone_imagefile::{plan_restore, plan_save, Image, RestoreReport, SaveOptions, SaveReport};
 use sysclone_layout::migrate::{plan_migration, Identities, MigrateRequest, Policy};
+use sysclone_net::trust::Policy as TrustPolicy;
 
 use crate::job::BootEntry;
 use crate::migrate::PartReport;
@@ -130,6 +131,9 @@ pub struct RestoreRequest {
     /// Fetch and write only the chunks the target does not already hold at their place
     /// (exact restores).
     pub delta: bool,
+    /// What the image's manifest must satisfy (trusted keys, pins) before anything of it is
+    /// used; the default checks nothing.
+    pub trust: TrustPolicy,
 }
 
 impl RestoreRequest {
@@ -150,6 +154,7 @@ impl RestoreRequest {
             boot_partuuid: None,
             prune_stale: false,
             delta: false,
+            trust: TrustPolicy::default(),
         }
     }
 }
@@ -214,7 +219,10 @@ fn too_small(tgt: &Disk, why: String) -> anyhow::Error {
 
 /// Restore an image onto the selected disk.
 pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
-    let img = Image::open(&req.from)?;
+    let img = Image::open_trusted(&req.from, &req.trust)?;
+    if let Some(Ok(c)) = img.trust.as_ref().filter(|_| req.trust.wants_signature() || !req.trust.pins.is_empty()) {
+        say(&format!("image {}: manifest {c}", img.location));
+    }
     let m = &img.manifest;
     let disks = disks_now(req.boot_partuuid.as_deref())?;
     let tgt = req.target.select(&disks, &[], Path::new("/dev")).context("choosing the target disk")?.clone();
@@ -460,7 +468,8 @@ pub fn mount_image_partition(disk: &Selector, number: u32, writable: bool, boot_
 
 /// Run a job with `operation = "save"` or `"restore"`: mount the image partition, save or
 /// restore, apply the boot policy (restore), unmount. Returns the JSON report.
-pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+/// `trust` is what an image to restore must satisfy (the job's `image.sha256` is added).
+pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &TrustPolicy) -> Result<String> {
     use crate::job::Operation;
     let loc = job.image.as_ref().ok_or_else(|| anyhow::anyhow!("the job names no image"))?;
     let save = job.operation == Operation::Save;
@@ -469,7 +478,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
             anyhow::bail!("a save writes to a partition, not to a URL");
         }
         say(&format!("job: restore {url} -> {}", job.target));
-        let mut req = restore_request(job, PathBuf::from(url), efivars, boot_partuuid, dry_run)?;
+        let mut req = restore_request(job, PathBuf::from(url), efivars, boot_partuuid, dry_run, trust)?;
         req.delta = job.delta;
         return Ok(serde_json::to_string(&run_restore(&req)?)?);
     }
@@ -486,7 +495,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
         return Ok(serde_json::to_string(&run_save(&req)?)?);
     }
     say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));
-    let mut req = restore_request(job, path, efivars, boot_partuuid, dry_run)?;
+    let mut req = restore_request(job, path, efivars, boot_partuuid, dry_run, trust)?;
     req.protect.push(disk);
     req.delta = job.delta;
     let r = run_restore(&req);
@@ -495,8 +504,9 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
 }
 
 /// The restore a job asks for, from the image at `from`.
-fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<RestoreRequest> {
+fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &TrustPolicy) -> Result<RestoreRequest> {
     let mut req = RestoreRequest::new(from, Selector::parse(&job.target)?);
+    req.trust = trust.pinned("the job's image.sha256", job.image.as_ref().and_then(|i| i.sha256.as_deref()));
     req.protect = job.protect_selectors();
     req.verify = job.verify;
     req.confirm = Confirm::Yes;
