@@ -68,6 +68,10 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=interactive" --out "$OUT/rescue-ui"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-ambiguous.toml" --out "$OUT/rescue-ambiguous"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-restore.toml" --out "$OUT/rescue-restore"
+    # Signatures (tests/e2e/network.rs): a lab key pair made by minisign; the image trusts it.
+    mkdir -p "$OUT/trust"
+    [ -f "$OUT/trust/lab.key" ] || minisign -G -W -p "$OUT/trust/lab.pub" -s "$OUT/trust/lab.key" >/dev/null
+    "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=interactive" --trust "$OUT/trust/lab.pub" --no-pxe --out "$OUT/rescue-signed"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     export SYSCLONE_E2E_DIR=$OUT SYSCLONE_BIN=$BIN

@@ -73,6 +73,15 @@ pub struct TrustedKeys {
     keys: Vec<Key>,
 }
 
+/// A local signature file's bytes, `None` when there is none (any other error is one).
+pub fn read_signature(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!(e).context(format!("reading the signature {}", path.display()))),
+    }
+}
+
 /// A good signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signed {

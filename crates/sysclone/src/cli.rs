@@ -581,11 +581,7 @@ fn load_job(file: &std::path::Path, sig: Option<PathBuf>, policy: &sysclone_net:
     let bytes = std::fs::read(file).with_context(|| format!("reading job file {}", file.display()))?;
     let checked = if policy.wants_signature() {
         let sig = sig.unwrap_or_else(|| PathBuf::from(format!("{}{}", file.display(), sysclone_net::trust::SIG_SUFFIX)));
-        let s = match std::fs::read(&sig) {
-            Ok(s) => Some(s),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(anyhow::anyhow!(e).context(format!("reading the signature {}", sig.display()))),
-        };
+        let s = sysclone_net::trust::read_signature(&sig)?;
         Some(policy.check(&format!("job {}", file.display()), &bytes, s.as_deref())?)
     } else {
         None

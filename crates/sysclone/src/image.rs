@@ -311,11 +311,7 @@ fn network_files(c: &BuildConfig) -> Result<Vec<(String, Vec<u8>, u32)>> {
 /// there and good, or the rescue system would refuse the job.
 fn job_signature(c: &BuildConfig, job: &Path, text: &[u8]) -> Result<Option<Vec<u8>>> {
     let at = PathBuf::from(format!("{}{}", job.display(), sysclone_net::trust::SIG_SUFFIX));
-    let sig = match fs::read(&at) {
-        Ok(s) => Some(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(anyhow!(e).context(format!("reading {}", at.display()))),
-    };
+    let sig = sysclone_net::trust::read_signature(&at)?;
     if !c.trust.is_empty() {
         let policy = sysclone_net::trust::Policy { keys: sysclone_net::trust::TrustedKeys::from_files(&c.trust)?, pins: Vec::new(), require_signature: c.require_signature };
         let ok = policy.check(&format!("job {}", job.display()), text, sig.as_deref()).with_context(|| format!("the image trusts signing keys, so its job needs a good signature (minisign -Sm {})", job.display()))?;

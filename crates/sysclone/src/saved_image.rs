@@ -72,6 +72,8 @@ pub fn info(dir: &Path, json: bool) -> Result<()> {
             o.insert("bases_usable".into(), img.bases.iter().map(|b| b.is_ok()).collect::<Vec<_>>().into());
             o.insert("min_target_bytes".into(), img.manifest.min_target_bytes().into());
             o.insert("manifest_checksum_ok".into(), img.manifest_sum_ok.into());
+            let sig = img.source.read_small(sysclone_imagefile::manifest::MANIFEST_SIG, sysclone_net::trust::MAX_SIG_BYTES).ok().flatten();
+            o.insert("signed".into(), sig.is_some().into());
             // The manifest's own `version` is the image format's (docs/image-format.md).
             o.insert("schema".into(), crate::json::SCHEMA.into());
         }
