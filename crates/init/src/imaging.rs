@@ -170,6 +170,9 @@ pub struct RestoreOutcome {
     pub parts: Vec<PartReport>,
     pub actions: Vec<String>,
     pub boot: Option<crate::boot::BootReport>,
+    /// How the image's manifest passed the trust policy (signature, pins); `None` when
+    /// nothing was checked.
+    pub trust: Option<String>,
 }
 
 /// The image's source disk as the boot policy sees a clone's source.
@@ -220,7 +223,8 @@ fn too_small(tgt: &Disk, why: String) -> anyhow::Error {
 /// Restore an image onto the selected disk.
 pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
     let img = Image::open_trusted(&req.from, &req.trust)?;
-    if let Some(Ok(c)) = img.trust.as_ref().filter(|_| req.trust.wants_signature() || !req.trust.pins.is_empty()) {
+    let trusted = img.trust.as_ref().and_then(|t| t.as_ref().ok()).filter(|c| !c.unchecked()).map(|c| c.to_string());
+    if let Some(c) = &trusted {
         say(&format!("image {}: manifest {c}", img.location));
     }
     let m = &img.manifest;
@@ -258,7 +262,7 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
         None => {
             anyhow::ensure!(req.include.is_none(), "choosing partitions needs a restore through the planner (--policy keep|grow|proportional|explicit)");
             match restore_exact(req, &img, &tgt, &ctx)? {
-                Some(r) => RestoreOutcome { restore: r, layout: "exact".into(), parts: Vec::new(), actions: Vec::new(), boot: None },
+                Some(r) => RestoreOutcome { restore: r, layout: "exact".into(), parts: Vec::new(), actions: Vec::new(), boot: None, trust: None },
                 None => return Ok(None),
             }
         }
@@ -267,6 +271,7 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
             None => return Ok(None),
         },
     };
+    out.trust = trusted;
     out.boot = match req.boot_entry {
         BootEntry::None => None,
         policy => {
@@ -418,7 +423,7 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     if let Some(first) = verified.as_ref().and_then(|b| b.first()) {
         bail!("verification failed: {} read back differently from the image at {} place(s), first at byte {first}", tgt.describe(), restore.mismatches.len());
     }
-    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None }))
+    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None, trust: None }))
 }
 
 /// An image partition mounted for a job; unmounted when dropped.

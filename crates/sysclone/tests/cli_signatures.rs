@@ -153,9 +153,11 @@ fn signed_images_restore_and_others_are_refused_before_writing() {
     assert!(out.status.success(), "{text}");
 
     // The signed image over HTTP, trusted: restored, checked.
-    let (out, text) = sysclone(&["restore", "--from", &url("golden"), "--target", &tgt.0, "--trust", s(&a_pub), "--yes"]);
+    let (out, text) = sysclone(&["restore", "--from", &url("golden"), "--target", &tgt.0, "--trust", s(&a_pub), "--yes", "--json"]);
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("manifest signature good, by trusted key {a_id}")), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["trust"].as_str().unwrap().contains(&a_id), "{r}");
     let v = run("sgdisk", &["-v", &tgt.0]);
     assert!(v.contains("No problems found"), "{v}");
     run("partx", &["-u", &tgt.0]);
