@@ -1096,7 +1096,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__image__subcmd__build)
-            opts="-q -v -h --out --kernel-dir --kernel --modules --profile --list --json --compression --firmware-dir --no-firmware --job --cmdline --ca --init-binary --loader --boot-files --no-secure-boot --no-bios --no-pxe --initramfs-only --tool --no-default-tools --shell --busybox --quiet --verbose --progress --help"
+            opts="-q -v -h --out --kernel-dir --kernel --modules --profile --list --json --compression --firmware-dir --no-firmware --job --cmdline --ca --trust --require-signature --init-binary --loader --boot-files --no-secure-boot --no-bios --no-pxe --initramfs-only --tool --no-default-tools --shell --busybox --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1139,6 +1139,10 @@ _sysclone() {
                     return 0
                     ;;
                 --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1312,12 +1316,16 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__image__subcmd__verify)
-            opts="-q -v -h --json --quiet --verbose --progress --help"
+            opts="-q -v -h --json --trust --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
                     return 0
@@ -1370,12 +1378,20 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__job__subcmd__check)
-            opts="-q -v -h --plan --json --quiet --verbose --progress --help"
+            opts="-q -v -h --plan --json --sig --trust --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
                     return 0
@@ -1444,12 +1460,20 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__job__subcmd__run)
-            opts="-q -v -h --yes --quiet --verbose --progress --help"
+            opts="-q -v -h --yes --sig --trust --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
                     return 0
@@ -1516,7 +1540,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__restore)
-            opts="-y -q -v -h --from --target --protect --verify --delta --rescue --policy --grow-part --size --only --boot-policy --efivars --dry-run --yes --json --quiet --verbose --progress --help"
+            opts="-y -q -v -h --from --target --protect --verify --delta --rescue --policy --grow-part --size --only --boot-policy --efivars --trust --dry-run --yes --json --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1558,6 +1582,10 @@ _sysclone() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --trust)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
                     return 0
@@ -1570,7 +1598,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__save)
-            opts="-q -v -h --source --to --partitions --level --split-size --base --chunk-size --dry-run --json --quiet --verbose --progress --help"
+            opts="-q -v -h --source --to --partitions --level --split-size --base --chunk-size --sign --dry-run --json --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1601,6 +1629,10 @@ _sysclone() {
                     return 0
                     ;;
                 --chunk-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

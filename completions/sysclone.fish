@@ -112,6 +112,7 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l level -d 'zst
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l split-size -d 'Largest data file (e.g. 700M); the default stays under FAT32\'s 4 GiB file limit' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l base -d 'An earlier image of this disk: chunks it holds are referenced, not stored again (it must stay where it is, relative to the new image, to restore the new one)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l chunk-size -d 'Largest chunk (4K to 64M; default 4M, or the base image\'s): chunks are cut on a fixed grid of this size, so smaller chunks make later incremental images smaller' -r
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l sign -d 'Sign the manifest with this minisign secret key afterwards (runs `minisign -S`, which asks for the key\'s password; writes manifest.json.minisig)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -138,6 +139,7 @@ next\t'Entries for the target, BootNext only: boot the clone once, BootOrder sta
 add\t'Entries for the target, BootOrder unchanged'
 none\t'Change no EFI variable'"
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l efivars -d 'efivarfs directory' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l trust -d 'A minisign public key to trust (repeatable). Then a job file must carry a good signature by one of them (FILE.minisig), and an image\'s manifest too (manifest.json.minisig) unless a job pins it (image.sha256)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand restore" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -298,6 +300,7 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l job -d 'Job file to put on the medium and name on the kernel command line' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l cmdline -d 'Extra kernel command line words' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l ca -d 'A lab CA (PEM) the rescue system trusts for HTTPS besides the usual roots; put in the initramfs as /etc/sysclone/ca.pem and named by sysclone.ca=' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l trust -d 'A minisign public key the rescue system trusts (repeatable): put in the initramfs under /etc/sysclone/trust/; then every job must be signed by one of them and every image signed or pinned (docs/network.md)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l init-binary -d 'The init binary (default: this executable; must be statically linked)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l loader -d 'UEFI boot loader to install as \\EFI\\BOOT\\BOOTX64.EFI' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l boot-files -d 'Root below which Debian\'s boot files are found: shim-signed (usr/lib/shim/), grub-efi-amd64-signed (usr/lib/grub/x86_64-efi-signed/), shim-helpers-amd64-signed (mmx64) and grub-pc-bin (usr/lib/grub/i386-pc/, else the host\'s). `/` when the packages are installed; scripts/fetch-bootloaders unpacks them into a cache' -r -F
@@ -311,6 +314,7 @@ none\t''"
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l list -d 'Show every module (and why it is in), the firmware and the notes; without --out, build nothing else'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l json -d 'With --list and no --out: print the listing as JSON (modules, firmware, notes, sizes)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-firmware -d 'Put no firmware in the image'
+complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l require-signature -d 'Pins are not enough: jobs and images must carry a signature by a --trust key'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-secure-boot -d 'Do not build the Secure Boot image (built when shim and signed GRUB are found)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-bios -d 'No BIOS boot on the USB images (added when grub-mkimage and grub-pc-bin are found)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from build" -l no-pxe -d 'Do not write the network boot bundle (pxe/)'
@@ -331,6 +335,7 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from write" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from write" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from write" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from verify" -l trust -d 'A minisign public key to trust (repeatable). Then a job file must carry a good signature by one of them (FILE.minisig), and an image\'s manifest too (manifest.json.minisig) unless a job pins it (image.sha256)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand image; and __fish_seen_subcommand_from verify" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -376,6 +381,8 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand job; and not __fish_se
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and not __fish_seen_subcommand_from check run help" -f -a "check" -d 'Check a job file and print what it will do'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and not __fish_seen_subcommand_from check run help" -f -a "run" -d 'Run a job file on this machine, as the rescue image would (writes disks)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and not __fish_seen_subcommand_from check run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -l sig -d 'The job\'s signature [default: FILE.minisig]; checked with --trust' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -l trust -d 'A minisign public key to trust (repeatable). Then a job file must carry a good signature by one of them (FILE.minisig), and an image\'s manifest too (manifest.json.minisig) unless a job pins it (image.sha256)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -386,6 +393,8 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_s
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from run" -l sig -d 'The job\'s signature [default: FILE.minisig]; checked with --trust' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from run" -l trust -d 'A minisign public key to trust (repeatable). Then a job file must carry a good signature by one of them (FILE.minisig), and an image\'s manifest too (manifest.json.minisig) unless a job pins it (image.sha256)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from run" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''

@@ -12,7 +12,7 @@ say() { printf '\n==> %s\n' "$*"; }
 install_deps() {
     local pkgs=(qemu-system-x86 ovmf systemd-boot-efi e2fsprogs dosfstools mtools ntfs-3g btrfs-progs xfsprogs gdisk musl-tools busybox-static qemu-utils efibootmgr
                 util-linux file cpio gzip python3 python3-pip python3-venv curl ca-certificates gcc
-                grub-pc-bin seabios ipxe-qemu xz-utils zstd nginx-light openssl
+                grub-pc-bin seabios ipxe-qemu xz-utils zstd nginx-light openssl minisign
                 man-db groff-base)
     local missing=()
     for p in "${pkgs[@]}"; do
@@ -68,6 +68,10 @@ build_all() {
     "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=interactive" --out "$OUT/rescue-ui"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-ambiguous.toml" --out "$OUT/rescue-ambiguous"
     "$BIN" image build --kernel-dir "$KDIR" --job "$TOP/image/jobs/e2e-restore.toml" --out "$OUT/rescue-restore"
+    # Signatures (tests/e2e/network.rs): a lab key pair made by minisign; the image trusts it.
+    mkdir -p "$OUT/trust"
+    [ -f "$OUT/trust/lab.key" ] || minisign -G -W -p "$OUT/trust/lab.pub" -s "$OUT/trust/lab.key" >/dev/null
+    "$BIN" image build --kernel-dir "$KDIR" --cmdline "sysclone.mode=interactive" --trust "$OUT/trust/lab.pub" --no-pxe --out "$OUT/rescue-signed"
     say "building the fixture system disk"
     "$TOP/scripts/make-fixture" "$KDIR" "$OUT/rescue/initramfs.img" "$OUT/fixture"
     say "sizes: binary $(stat -c %s "$BIN") bytes; initramfs minimal $(stat -c %s "$OUT/media-minimal/initramfs.img"), generic $(stat -c %s "$OUT/media-generic/initramfs.img"); USB image $(stat -c %s "$OUT/media-minimal/sysclone-usb.img") bytes"

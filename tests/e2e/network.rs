@@ -33,7 +33,7 @@ fn job_over_http_clones_and_posts_its_report() {
     m.nic();
     let log = m.run_until(300, Some("[r] retry"));
     let err = line_with(&log, "ERROR:");
-    assert!(err.contains("refusing to run it") && err.contains(&sha), "{err}");
+    assert!(err.contains("refused") && err.contains("nothing was written") && err.contains(&sha), "{err}");
     assert_eq!(run("sha256sum", &[tgt.to_str().unwrap()]), blank, "a refused job wrote the target");
 
     // 2. The right pin: DHCP, the job, a verified smart clone, the report posted.
@@ -46,7 +46,7 @@ fn job_over_http_clones_and_posts_its_report() {
     let log = m.run(400);
     let net = line_with(&log, "(dhcp, ");
     assert!(net.contains("10.0.2.15/24") && net.contains("via 10.0.2.2") && net.contains("dhcp"), "{net}");
-    assert!(log.contains("sha256 matches the pinned"), "{log}");
+    assert!(log.contains(&format!("sha256 {} matches sysclone.job.sha256=", &sha[..16])), "{log}");
     assert!(log.contains("SYSCLONE-RESULT ok") && log.contains("report posted to"), "{log}");
     let reports = n.reports();
     assert!(reports.contains("result") && reports.contains("ok") && reports.contains("SRC1") && reports.contains("verified"), "the receiver got: {reports}");
@@ -106,4 +106,61 @@ fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
     let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
     assert_eq!(crate::field(check, "serial"), "TGT1", "{check}");
     assert_eq!(crate::field(check, "root-sha256"), expect_root, "root content of the restored disk:\n{check}");
+}
+
+/// A rescue image that trusts a lab key (`image build --trust`, key pair made by minisign):
+/// a signed job changed after signing is refused before anything is written; the signed
+/// job runs and restores an image whose manifest is signed (`save --sign`) and pinned on the
+/// command line (`sysclone.image.sha256=`), both checked before a chunk is fetched.
+#[test]
+fn signed_jobs_and_images_over_http() {
+    let Scene { a, work, src, tgt, stick } = Scene::new("rescue-signed", "200M");
+    let w = work.path();
+    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
+    let (key, key_pub) = (a.join("trust/lab.key"), a.join("trust/lab.pub"));
+    let key_id = fs::read_to_string(&key_pub).unwrap().lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
+    let n = Nginx::start();
+    let www = n.www();
+    let base = format!("http://10.0.2.2:{}", n.http);
+    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
+    let saved = std::process::Command::new(&bin)
+        .args(["--progress", "none", "save", "--source", &dev, "--to", www.join("images/golden").to_str().unwrap(), "--sign", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(saved.status.success(), "save --sign on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+    let manifest_sha = run("sha256sum", &[www.join("images/golden/manifest.json").to_str().unwrap()]).split_whitespace().next().unwrap().to_string();
+    let job = www.join("lab.toml");
+    let job_text = format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nboot_entry = \"none\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n");
+    fs::write(&job, &job_text).unwrap();
+    run("minisign", &["-S", "-s", key.to_str().unwrap(), "-m", job.to_str().unwrap()]);
+    let cmdline = format!("sysclone.job={base}/lab.toml sysclone.image.sha256={manifest_sha}");
+    put_on_stick(&stick, "loader/entries/sysclone.conf", &loader_entry(&cmdline));
+    let blank = run("sha256sum", &[tgt.to_str().unwrap()]);
+    let boot = |name: &str, timeout: u64, stop: &str| {
+        let mut m = Machine::new(w, name);
+        m.usb_boot(&stick);
+        m.disk(Disk::nvme(&src, "SRC1"));
+        m.disk(Disk::virtio(&tgt, "TGT1"));
+        m.nic();
+        m.run_until(timeout, Some(stop))
+    };
+
+    // 1. The job changed after signing (another target): refused, nothing written.
+    fs::write(&job, job_text.replace("serial=TGT1", "serial=SRC1")).unwrap();
+    let log = boot("signed-tampered", 300, "[r] retry");
+    assert!(log.contains(&format!("trust: 1 signing key(s) ({key_id})")), "{log}");
+    let err = line_with(&log, "ERROR:");
+    assert!(err.contains("refused") && err.contains("changed after signing") && err.contains("nothing was written"), "{err}");
+    assert_eq!(run("sha256sum", &[tgt.to_str().unwrap()]), blank, "a refused job wrote the target");
+
+    // 2. The signed job: the signed and pinned image is restored.
+    fs::write(&job, &job_text).unwrap();
+    let log = boot("signed", 600, "ERROR:");
+    assert!(log.contains(&format!("lab.toml: signature good, by trusted key {key_id}")), "{log}");
+    let img = line_with(&log, "manifest signature good");
+    assert!(img.contains(&key_id) && img.contains(&format!("{} matches sysclone.image.sha256=", &manifest_sha[..16])), "{img}");
+    assert!(log.contains("SYSCLONE-RESULT ok"), "{log}");
+    let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
+    assert!(v.contains("No problems found"), "{v}");
 }

@@ -102,6 +102,8 @@ pub fn info_text(img: &Image) -> String {
         let list: Vec<String> = bad.iter().take(10).map(|(o, l)| format!("{l} bytes at {o}")).collect();
         s.push_str(&format!("  unreadable on the source (stored as zeros): {}{}\n", list.join(", "), if bad.len() > 10 { ", …" } else { "" }));
     }
+    let signed = img.source.read_small(manifest::MANIFEST_SIG, sysclone_net::trust::MAX_SIG_BYTES).ok().flatten().is_some();
+    s.push_str(if signed { "  signed:  yes, manifest.json.minisig (`image verify --trust KEY.pub` checks it)\n" } else { "  signed:  no\n" });
     if img.manifest_sum_ok != Some(true) {
         s.push_str("  WARNING: the manifest does not match its checksum file; run `sysclone image verify`\n");
     }

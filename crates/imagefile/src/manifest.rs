@@ -18,6 +18,10 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 /// A `sha256sum`-format file holding the manifest's own hash.
 pub const MANIFEST_SUM: &str = "manifest.json.sha256";
+/// A minisign signature of the manifest's bytes (`minisign -Sm manifest.json` writes it;
+/// `sysclone save --sign` runs that). The manifest names every chunk's SHA-256, so a good
+/// signature vouches for every byte a restore writes (docs/image-format.md, "Signatures").
+pub const MANIFEST_SIG: &str = "manifest.json.minisig";
 /// The largest chunk a reader accepts (uncompressed bytes): bounds a reader's memory.
 pub const MAX_CHUNK_BYTES: u64 = 64 << 20;
 /// The largest head (sector 0 up to the end of the primary GPT) a reader accepts.

@@ -7,18 +7,39 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::Serialize;
 
+use sysclone_net::trust::{Checked, Policy};
+
 use crate::manifest::{self, sha256_hex, BaseRef, Manifest};
 use crate::pool;
 use crate::source::{DirSource, Source};
 
 /// Read and check `manifest.json` of `source`; also returns its text (for its checksum).
 pub fn read_manifest(source: &dyn Source) -> Result<(Manifest, Vec<u8>)> {
+    let (text, m) = read_manifest_text(source)?;
+    Ok((m?, text))
+}
+
+/// The manifest's bytes, and what parsing them gave: a refusal by the trust policy comes
+/// before a complaint about the contents of an untrusted manifest.
+fn read_manifest_text(source: &dyn Source) -> Result<(Vec<u8>, Result<Manifest>)> {
     let loc = source.location();
     let text = source
         .read_small(manifest::MANIFEST, manifest::MAX_MANIFEST_BYTES)?
         .ok_or_else(|| anyhow!("{loc}: no {} (not an image, or its save did not finish)", manifest::MANIFEST))?;
-    let m = Manifest::parse(&text).with_context(|| format!("{loc}/{}", manifest::MANIFEST))?;
-    Ok((m, text))
+    let m = Manifest::parse(&text).with_context(|| format!("{loc}/{}", manifest::MANIFEST));
+    Ok((text, m))
+}
+
+/// Hold the manifest's bytes to `policy`, with its signature file when the policy looks for
+/// one. A signature that cannot be fetched (other than missing) is an error, not "unsigned".
+fn check_manifest(source: &dyn Source, text: &[u8], policy: &Policy) -> Result<Checked, String> {
+    let what = format!("the manifest of image {}", source.location());
+    let sig = if policy.wants_signature() {
+        source.read_small(manifest::MANIFEST_SIG, sysclone_net::trust::MAX_SIG_BYTES).map_err(|e| format!("{what}: reading {}: {e:#}", manifest::MANIFEST_SIG))?
+    } else {
+        None
+    };
+    policy.check(&what, text, sig.as_deref()).map_err(|e| format!("{e:#}"))
 }
 
 /// Find a base image and check it is the one referenced: same manifest (by SHA-256), and
@@ -46,6 +67,8 @@ pub struct Image {
     pub manifest_sum_ok: Option<bool>,
     /// One per `manifest.bases`: the base image's files, or why they cannot be used.
     pub bases: Vec<Result<Arc<dyn Source>, String>>,
+    /// With a trust policy: how the manifest passed it (signature, pin), or why not.
+    pub trust: Option<Result<Checked, String>>,
 }
 
 /// A local directory, or an `http(s)://` URL (the client trusts `SYSCLONE_CA` besides the
@@ -67,7 +90,17 @@ impl Image {
     /// file disagrees is refused (a changed manifest could send bytes anywhere), and so is a
     /// base image that is missing or is not the one the image was saved against.
     pub fn open_from(source: Arc<dyn Source>) -> Result<Image> {
-        let img = Self::open_lenient_from(source)?;
+        Self::open_trusted_from(source, None)
+    }
+
+    /// [`Image::open`] that also holds the manifest to `policy` (its signature
+    /// `manifest.json.minisig`, pins) before anything else of the image is read.
+    pub fn open_trusted(location: &Path, policy: &Policy) -> Result<Image> {
+        Self::open_trusted_from(source_for(location)?, Some(policy))
+    }
+
+    fn open_trusted_from(source: Arc<dyn Source>, policy: Option<&Policy>) -> Result<Image> {
+        let img = Self::open_inner(source, policy, true)?;
         let loc = &img.location;
         match img.manifest_sum_ok {
             Some(true) => {}
@@ -90,12 +123,35 @@ impl Image {
     /// Open an image, noting (not refusing) a checksum mismatch of the manifest and bases
     /// that cannot be used.
     pub fn open_lenient_from(source: Arc<dyn Source>) -> Result<Image> {
+        Self::open_inner(source, None, false)
+    }
+
+    /// [`Image::open_lenient`] that also holds the manifest to `policy`, noting the outcome
+    /// in [`Image::trust`] (for `image verify --trust`).
+    pub fn open_lenient_trusted(location: &Path, policy: &Policy) -> Result<Image> {
+        Self::open_inner(source_for(location)?, Some(policy), false)
+    }
+
+    /// Read the manifest; with a policy, check it against the policy first (`strict`: a
+    /// refusal is the error; else it is noted); then its checksum file and the bases.
+    fn open_inner(source: Arc<dyn Source>, policy: Option<&Policy>, strict: bool) -> Result<Image> {
         let location = source.location();
-        let (m, text) = read_manifest(source.as_ref())?;
+        let (text, m) = read_manifest_text(source.as_ref())?;
+        let trust = match policy {
+            None => None,
+            Some(p) => {
+                let r = check_manifest(source.as_ref(), &text, p);
+                if strict {
+                    r.as_ref().map_err(|e| anyhow!("{e}"))?;
+                }
+                Some(r)
+            }
+        };
+        let m = m?;
         let sum = source.read_small(manifest::MANIFEST_SUM, 4096).ok().flatten();
         let manifest_sum_ok = sum.map(|s| String::from_utf8_lossy(&s).split_whitespace().next() == Some(sha256_hex(&text).as_str()));
         let bases = m.bases.iter().map(|b| resolve_base(source.as_ref(), b).map_err(|e| format!("{e:#}"))).collect();
-        Ok(Image { location, source, manifest: m, manifest_sum_ok, bases })
+        Ok(Image { location, source, manifest: m, manifest_sum_ok, bases, trust })
     }
 
     /// Read, decompress and hash-check chunk `i`: its bytes, or why they are not usable.
@@ -163,6 +219,9 @@ impl Image {
     pub fn verify(&self, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
         let m = &self.manifest;
         let mut problems = Vec::new();
+        if let Some(Err(e)) = &self.trust {
+            problems.push(Problem::general(e.clone()));
+        }
         match self.manifest_sum_ok {
             Some(true) => {}
             Some(false) => problems.push(Problem::general(format!("{} does not match {}: the manifest was changed after the save", manifest::MANIFEST, manifest::MANIFEST_SUM))),
@@ -194,7 +253,8 @@ impl Image {
             progress(done, total);
             Ok(())
         })?;
-        Ok(VerifyReport { image: self.location.clone(), chunks: m.chunks.len(), chunks_ok: ok, bytes_checked: total, ok: problems.is_empty(), problems })
+        let trust = self.trust.as_ref().and_then(|t| t.as_ref().ok()).map(|c| c.to_string());
+        Ok(VerifyReport { image: self.location.clone(), chunks: m.chunks.len(), chunks_ok: ok, bytes_checked: total, ok: problems.is_empty(), trust, problems })
     }
 }
 
@@ -222,5 +282,7 @@ pub struct VerifyReport {
     pub chunks: usize,
     pub chunks_ok: usize,
     pub bytes_checked: u64,
+    /// With `--trust`: how the manifest passed (signature, pin); a refusal is a problem.
+    pub trust: Option<String>,
     pub problems: Vec<Problem>,
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use sysclone_disk::{check_target, human_bytes, open_source, open_target, Disk, GuardContext, Refusal, Roots, Rule, Selector};
 use sysclone_imagefile::{plan_restore, plan_save, Image, RestoreReport, SaveOptions, SaveReport};
 use sysclone_layout::migrate::{plan_migration, Identities, MigrateRequest, Policy};
+use sysclone_net::trust::Policy as TrustPolicy;
 
 use crate::job::BootEntry;
 use crate::migrate::PartReport;
@@ -132,6 +133,9 @@ pub struct RestoreRequest {
     pub delta: bool,
     /// Go on past chunks that cannot be used (their places zeroed, listed in the report).
     pub rescue: bool,
+    /// What the image's manifest must satisfy (trusted keys, pins) before anything of it is
+    /// used; the default checks nothing.
+    pub trust: TrustPolicy,
 }
 
 impl RestoreRequest {
@@ -153,6 +157,7 @@ impl RestoreRequest {
             prune_stale: false,
             delta: false,
             rescue: false,
+            trust: TrustPolicy::default(),
         }
     }
 }
@@ -168,6 +173,9 @@ pub struct RestoreOutcome {
     pub parts: Vec<PartReport>,
     pub actions: Vec<String>,
     pub boot: Option<crate::boot::BootReport>,
+    /// How the image's manifest passed the trust policy (signature, pins); `None` when
+    /// nothing was checked.
+    pub trust: Option<String>,
 }
 
 /// The image's source disk as the boot policy sees a clone's source.
@@ -219,7 +227,11 @@ fn too_small(tgt: &Disk, why: String) -> anyhow::Error {
 
 /// Restore an image onto the selected disk.
 pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
-    let img = Image::open(&req.from)?;
+    let img = Image::open_trusted(&req.from, &req.trust)?;
+    let trusted = img.trust.as_ref().and_then(|t| t.as_ref().ok()).filter(|c| !c.unchecked()).map(|c| c.to_string());
+    if let Some(c) = &trusted {
+        say(&format!("image {}: manifest {c}", img.location));
+    }
     let m = &img.manifest;
     let disks = disks_now(req.boot_partuuid.as_deref())?;
     let tgt = req.target.select(&disks, &[], Path::new("/dev")).context("choosing the target disk")?.clone();
@@ -264,7 +276,7 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
         None => {
             anyhow::ensure!(req.include.is_none(), "choosing partitions needs a restore through the planner (--policy keep|grow|proportional|explicit)");
             match restore_exact(req, &img, &tgt, &ctx)? {
-                Some(r) => RestoreOutcome { restore: r, layout: "exact".into(), parts: Vec::new(), actions: Vec::new(), boot: None },
+                Some(r) => RestoreOutcome { restore: r, layout: "exact".into(), parts: Vec::new(), actions: Vec::new(), boot: None, trust: None },
                 None => return Ok(None),
             }
         }
@@ -284,6 +296,7 @@ pub fn run_restore(req: &RestoreRequest) -> Result<Option<RestoreOutcome>> {
             l.error
         ));
     }
+    out.trust = trusted;
     out.boot = match req.boot_entry {
         BootEntry::None => None,
         policy => {
@@ -456,7 +469,7 @@ fn restore_planned(req: &RestoreRequest, img: &Image, tgt: &Disk, ctx: &GuardCon
     if let Some(first) = verified.as_ref().and_then(|b| b.first()) {
         bail!("verification failed: {} read back differently from the image at {} place(s), first at byte {first}", tgt.describe(), restore.mismatches.len());
     }
-    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None }))
+    Ok(Some(RestoreOutcome { restore, layout: policy_name(&mreq.policy), parts, actions: plan.actions.clone(), boot: None, trust: None }))
 }
 
 /// An image partition mounted for a job; unmounted when dropped.
@@ -506,7 +519,8 @@ pub fn mount_image_partition(disk: &Selector, number: u32, writable: bool, boot_
 
 /// Run a job with `operation = "save"` or `"restore"`: mount the image partition, save or
 /// restore, apply the boot policy (restore), unmount. Returns the JSON report.
-pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+/// `trust` is what an image to restore must satisfy (the job's `image.sha256` is added).
+pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &TrustPolicy) -> Result<String> {
     use crate::job::Operation;
     let loc = job.image.as_ref().ok_or_else(|| anyhow::anyhow!("the job names no image"))?;
     let save = job.operation == Operation::Save;
@@ -515,7 +529,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
             anyhow::bail!("a save writes to a partition, not to a URL");
         }
         say(&format!("job: restore {url} -> {}", job.target));
-        let mut req = restore_request(job, PathBuf::from(url), efivars, boot_partuuid, dry_run)?;
+        let mut req = restore_request(job, PathBuf::from(url), efivars, boot_partuuid, dry_run, trust)?;
         req.delta = job.delta;
         return Ok(serde_json::to_string(&run_restore(&req)?)?);
     }
@@ -532,7 +546,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
         return Ok(serde_json::to_string(&run_save(&req)?)?);
     }
     say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));
-    let mut req = restore_request(job, path, efivars, boot_partuuid, dry_run)?;
+    let mut req = restore_request(job, path, efivars, boot_partuuid, dry_run, trust)?;
     req.protect.push(disk);
     req.delta = job.delta;
     let r = run_restore(&req);
@@ -541,8 +555,9 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
 }
 
 /// The restore a job asks for, from the image at `from`.
-fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<RestoreRequest> {
+fn restore_request(job: &crate::job::Job, from: PathBuf, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &TrustPolicy) -> Result<RestoreRequest> {
     let mut req = RestoreRequest::new(from, Selector::parse(&job.target)?);
+    req.trust = trust.pinned("the job's image.sha256", job.image.as_ref().and_then(|i| i.sha256.as_deref()));
     req.protect = job.protect_selectors();
     req.verify = job.verify;
     req.confirm = job.confirmation();

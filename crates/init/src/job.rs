@@ -78,10 +78,18 @@ pub struct ImageLocation {
     pub path: String,
     /// Save: an earlier image on the same partition to save against (incremental).
     pub base: Option<String>,
+    /// Restore: the SHA-256 of the image's `manifest.json` (its identity, as `sha256sum`
+    /// prints it); any other manifest is refused before it is used.
+    pub sha256: Option<String>,
 }
 
 impl ImageLocation {
     fn check(&self) -> Result<()> {
+        if let Some(h) = &self.sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("image.sha256 {h:?} is not a SHA-256 (64 hex digits)");
+            }
+        }
         if let Some(u) = &self.url {
             if !sysclone_net::is_url(u) {
                 bail!("image.url {u:?} is not an http:// or https:// URL");
@@ -348,6 +356,9 @@ impl Job {
                 if image.url.is_some() {
                     bail!("a save writes to a partition (image = {{ disk, partition, path }}); image.url is for restores");
                 }
+                if image.sha256.is_some() {
+                    bail!("image.sha256 pins the image a restore reads; a save makes a new one");
+                }
                 let sizing = self.policy.is_some() || self.grow_partition.is_some() || !self.sizes.is_empty() || self.include.is_some() || self.verify;
                 if !self.target.is_empty() || sizing || self.boot_entry_key.is_some() {
                     bail!("a save reads `source` into `image`; target, policy, grow_partition, sizes, include, verify and boot_entry belong to restore");
@@ -390,8 +401,11 @@ impl Job {
 
 /// Run `job` (or with `dry_run`, plan it and say what it would do): the same path for the
 /// rescue image and `sysclone job check --plan`. Returns the JSON report.
-pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
-    let json = run_operation(job, efivars, boot_partuuid, dry_run)?;
+///
+/// `trust` is what an image a restore reads must satisfy (trusted keys, pins; the default
+/// checks nothing).
+pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &sysclone_net::trust::Policy) -> Result<String> {
+    let json = run_operation(job, efivars, boot_partuuid, dry_run, trust)?;
     if job.machines.is_empty() {
         return Ok(json);
     }
@@ -423,9 +437,9 @@ pub fn run(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool
     Ok(v.to_string())
 }
 
-fn run_operation(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool) -> Result<String> {
+fn run_operation(job: &Job, efivars: &Path, boot_partuuid: Option<&str>, dry_run: bool, trust: &sysclone_net::trust::Policy) -> Result<String> {
     if matches!(job.operation, Operation::Save | Operation::Restore) {
-        return crate::imaging::run_job(job, efivars, boot_partuuid, dry_run);
+        return crate::imaging::run_job(job, efivars, boot_partuuid, dry_run, trust);
     }
     let (source, targets) = job.selectors()?;
     let confirm = job.confirmation();
@@ -498,10 +512,15 @@ mod tests {
     fn restore_from_a_url() {
         let j = Job::parse("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"http://srv/images/golden/\" }\n").unwrap();
         assert!(j.needs_network());
+        let pin = "ab".repeat(32);
+        let j = Job::parse(&format!("operation = \"restore\"\ntarget = \"serial=T\"\nimage = {{ url = \"http://srv/images/golden/\", sha256 = \"{pin}\" }}\n")).unwrap();
+        assert_eq!(j.image.unwrap().sha256.as_deref(), Some(pin.as_str()));
         for (bad, why) in [
             ("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"ftp://srv/x/\" }\n", "not an http"),
             ("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"http://srv/x/\", disk = \"serial=I\" }\n", "not both"),
             ("operation = \"save\"\nsource = \"serial=S\"\nimage = { url = \"http://srv/x/\" }\n", ""),
+            ("operation = \"restore\"\ntarget = \"serial=T\"\nimage = { url = \"http://srv/x/\", sha256 = \"abc\" }\n", "not a SHA-256"),
+            ("operation = \"save\"\nsource = \"serial=S\"\nimage = { disk = \"serial=I\", partition = 1, path = \"x\", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\" }\n", "a save makes a new one"),
         ] {
             let e = format!("{:#}", Job::parse(bad).unwrap_err());
             assert!(e.contains(why), "{bad}: {e}");

@@ -15,6 +15,7 @@ use crate::console::{detail, log_text, say, uptime};
 use crate::job::{After, Job};
 use crate::kmod::{coldplug_and_settle, Loader};
 use crate::run::{disks_now, read_from_fat};
+use sysclone_net::trust::{Policy as TrustPolicy, MAX_SIG_BYTES, SIG_SUFFIX};
 
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
@@ -73,6 +74,13 @@ struct Setup {
     loader: Loader,
     boot_partuuid: Option<String>,
     net: Option<sysclone_net::Up>,
+    /// The image's trusted signing keys and whether signatures are required.
+    trust: TrustPolicy,
+}
+
+/// A yes on the command line: `key`, `key=1`, `key=yes`, `key=true`.
+fn flag(c: &Cmdline, key: &str) -> bool {
+    c.get(key).is_some_and(|v| matches!(v, "" | "1" | "yes" | "true" | "on"))
 }
 
 /// The HTTP(S) client, once the network is up; where the job wants its report posted.
@@ -81,7 +89,7 @@ static REPORT_TO: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None)
 
 /// Whether the command line asks for the network: `ip=` (not off), a job URL, `sysclone.net`.
 fn wants_network(c: &Cmdline) -> bool {
-    c.get("ip").is_some_and(|v| !matches!(v, "off" | "none")) || c.get("sysclone.job").is_some_and(sysclone_net::is_url) || c.has("sysclone.net")
+    c.get("ip").is_some_and(|v| !matches!(v, "off" | "none")) || ["sysclone.job", "sysclone.job.sig"].iter().any(|k| c.get(k).is_some_and(sysclone_net::is_url)) || c.has("sysclone.net")
 }
 
 /// Bring the network up as `ip=` says (default DHCP on every wired NIC) and make the HTTP
@@ -162,7 +170,18 @@ fn setup() -> Result<Setup> {
             say(&format!("warning: could not record the boot partition in {}: {e}", crate::run::BOOT_PARTUUID_FILE));
         }
     }
-    Ok(Setup { cmdline, loader, boot_partuuid, net: None })
+    // A trust store that cannot be read stops here: never fall back to trusting anything.
+    let trust = TrustPolicy::of_rescue_image(Path::new("/"), flag(&cmdline, "sysclone.require_signature"))?;
+    if trust.wants_signature() {
+        let ids: Vec<&str> = trust.keys.keys().iter().map(|k| k.id.as_str()).collect();
+        say(&format!(
+            "trust: {} signing key(s) ({}); jobs must be signed, images signed or pinned{}",
+            ids.len(),
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") },
+            if trust.require_signature { "; signatures required (pins are not enough)" } else { "" }
+        ));
+    }
+    Ok(Setup { cmdline, loader, boot_partuuid, net: None, trust })
 }
 
 fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
@@ -171,32 +190,47 @@ fn list_disks(boot_partuuid: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Find and parse the job named by `sysclone.job=`: a path inside the initramfs, or on the
-/// boot medium's ESP.
-fn load_job(path: &str, boot_partuuid: Option<&str>, pin: Option<&str>) -> Result<Job> {
-    let bytes = job_bytes(path, boot_partuuid)?;
-    if let Some(want) = pin {
-        let got = sysclone_net::http::sha256_hex(&bytes);
-        if !got.eq_ignore_ascii_case(want.trim()) {
-            bail!("job {path} has sha256 {got}, but sysclone.job.sha256= pins {want}: refusing to run it");
-        }
-        say(&format!("job {path}: sha256 matches the pinned {}", &got[..16]));
+/// Find, authenticate and parse the job named by `sysclone.job=`: a URL, a path inside the
+/// initramfs, or on the boot medium's ESP. Its signature (`sysclone.job.sig=`, default the
+/// job's name + `.minisig`) is fetched when the image trusts keys; `policy` decides (pins,
+/// keys) before the job is even parsed.
+fn load_job(path: &str, boot_partuuid: Option<&str>, policy: &TrustPolicy, sig_at: Option<&str>) -> Result<Job> {
+    let bytes = job_bytes(path, boot_partuuid, 1 << 20)?.ok_or_else(|| anyhow!("job {path} not found"))?;
+    let sig = if policy.wants_signature() {
+        let at = sig_at.map(str::to_string).unwrap_or_else(|| format!("{path}{SIG_SUFFIX}"));
+        job_bytes(&at, boot_partuuid, MAX_SIG_BYTES).with_context(|| format!("the job's signature {at}"))?
+    } else {
+        None
+    };
+    let checked = policy.check(&format!("job {path}"), &bytes, sig.as_deref()).map_err(|e| anyhow!("{e:#}; nothing was written"))?;
+    if !checked.unchecked() {
+        say(&format!("job {path}: {checked}"));
     }
     let text = String::from_utf8(bytes).map_err(|_| anyhow!("job {path} is not UTF-8 text"))?;
     Job::parse(&text).with_context(|| format!("job file {path}"))
 }
 
-/// The bytes of the job file: inside the initramfs, or on the boot medium's ESP.
-fn job_bytes(path: &str, boot_partuuid: Option<&str>) -> Result<Vec<u8>> {
+/// The bytes of a job file or its signature (at most `limit`): by URL, inside the
+/// initramfs, or on the boot medium's ESP; `None` when it does not exist there.
+fn job_bytes(path: &str, boot_partuuid: Option<&str>, limit: u64) -> Result<Option<Vec<u8>>> {
     if sysclone_net::is_url(path) {
-        return http()?.get(path, 1 << 20).with_context(|| format!("fetching the job {path}"));
+        return http()?.get_opt(path, limit).with_context(|| format!("fetching {path}"));
     }
     if Path::new(path).is_file() {
-        return std::fs::read(path).with_context(|| format!("reading job {path}"));
+        return std::fs::read(path).map(Some).with_context(|| format!("reading {path}"));
     }
-    let uuid = boot_partuuid.ok_or_else(|| anyhow!("job {path}: not in the image, and the boot loader did not say which partition it started from"))?;
-    let (disk, part) = boot_partition(uuid).with_context(|| format!("job {path}"))?;
-    read_from_fat(&disk.path, part.start_bytes, part.size_bytes, path).with_context(|| format!("reading job {path} from {}", disk.describe()))
+    let uuid = boot_partuuid.ok_or_else(|| anyhow!("{path}: not in the image, and the boot loader did not say which partition it started from"))?;
+    let (disk, part) = boot_partition(uuid).with_context(|| path.to_string())?;
+    let files = sysclone_media::usbimage::read_esp_files(&disk.path, part.start_bytes, part.size_bytes).with_context(|| format!("listing the boot medium {}", disk.describe()))?;
+    let want = path.trim_matches('/');
+    if !files.iter().any(|f| !f.is_dir && f.path.trim_matches('/').eq_ignore_ascii_case(want)) {
+        return Ok(None);
+    }
+    let data = read_from_fat(&disk.path, part.start_bytes, part.size_bytes, path).with_context(|| format!("reading {path} from {}", disk.describe()))?;
+    if data.len() as u64 > limit {
+        bail!("{path} on {} is {} bytes, more than a job file or signature has", disk.describe(), data.len());
+    }
+    Ok(Some(data))
 }
 
 /// The disk and partition the boot loader started from. The firmware just read it, so it is
@@ -225,7 +259,12 @@ fn run_job(job: &Job, setup: &Setup) -> Result<()> {
     if let Ok(mut r) = REPORT_TO.lock() {
         *r = job.report_url.clone();
     }
-    let json = crate::job::run(job, Path::new(EFIVARS), setup.boot_partuuid.as_deref(), false)?;
+    let image_pin = setup.cmdline.get("sysclone.image.sha256");
+    if image_pin.is_some() && job.operation != crate::job::Operation::Restore {
+        say("warning: sysclone.image.sha256= is given, but the job restores no image");
+    }
+    let trust = setup.trust.pinned("sysclone.image.sha256=", image_pin);
+    let json = crate::job::run(job, Path::new(EFIVARS), setup.boot_partuuid.as_deref(), false, &trust)?;
     report_json(json);
     say("SYSCLONE-RESULT ok");
     upload_report("ok", None);
@@ -418,7 +457,8 @@ fn worker(previous: Option<String>) -> ! {
             }
             match setup.cmdline.get("sysclone.job").map(str::to_string) {
                 Some(path) if mode != "interactive" => {
-                    let job = load_job(&path, setup.boot_partuuid.as_deref(), setup.cmdline.get("sysclone.job.sha256"))?;
+                    let policy = setup.trust.pinned("sysclone.job.sha256=", setup.cmdline.get("sysclone.job.sha256"));
+                    let job = load_job(&path, setup.boot_partuuid.as_deref(), &policy, setup.cmdline.get("sysclone.job.sig"))?;
                     on_failure = job.on_failure;
                     if job.needs_network() && setup.net.is_none() {
                         setup.net = Some(network(&setup.cmdline)?);

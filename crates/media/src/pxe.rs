@@ -23,6 +23,8 @@ pub struct PxeSpec {
     pub title: String,
     /// A job file's text, put into `job.cpio` and named with `sysclone.job=`.
     pub job: Option<Vec<u8>>,
+    /// Its minisign signature, beside it in `job.cpio` (`job.toml.minisig`).
+    pub job_sig: Option<Vec<u8>>,
     /// Debian's `shimx64.efi.signed`, copied as `bootx64.efi` (the UEFI PXE boot file that
     /// works with and without Secure Boot).
     pub shim: Option<PathBuf>,
@@ -146,7 +148,12 @@ pub fn write_bundle(spec: &PxeSpec, dir: &Path) -> Result<PxeReport> {
     };
     let with_job = spec.job.is_some();
     if let Some(job) = &spec.job {
-        let cpio = crate::initramfs::build_cpio(&[(PXE_JOB_PATH.trim_start_matches('/').to_string(), job.clone(), 0o644)])?;
+        let at = PXE_JOB_PATH.trim_start_matches('/');
+        let mut files = vec![(at.to_string(), job.clone(), 0o644)];
+        if let Some(sig) = &spec.job_sig {
+            files.push((format!("{at}.minisig"), sig.clone(), 0o644));
+        }
+        let cpio = crate::initramfs::build_cpio(&files)?;
         write("job.cpio", &cpio)?;
     } else {
         let _ = fs::remove_file(dir.join("job.cpio"));

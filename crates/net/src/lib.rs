@@ -5,6 +5,7 @@ pub mod config;
 pub mod dhcp;
 pub mod http;
 pub mod sys;
+pub mod trust;
 
 use std::net::Ipv4Addr;
 use std::path::Path;

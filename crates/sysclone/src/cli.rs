@@ -191,6 +191,8 @@ pub enum ImageCmd {
         /// Print the report as JSON on standard output
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Describe a saved image: source, partitions, filesystems, sizes, compression
     Info {
@@ -238,6 +240,10 @@ pub struct SaveConfig {
     /// grid of this size, so smaller chunks make later incremental images smaller
     #[arg(long)]
     pub chunk_size: Option<String>,
+    /// Sign the manifest with this minisign secret key afterwards (runs `minisign -S`, which
+    /// asks for the key's password; writes manifest.json.minisig)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
     /// Show the plan, write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -283,6 +289,8 @@ pub struct RestoreConfig {
     #[arg(long, default_value = "/sys/firmware/efi/efivars")]
     pub efivars: PathBuf,
     #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
     pub flags: WriteFlags,
 }
 
@@ -314,6 +322,23 @@ pub enum RestorePolicyArg {
     Explicit,
 }
 
+/// Signature checking (minisign): whose signatures a command accepts.
+#[derive(Args, Debug, Default)]
+pub struct TrustArgs {
+    /// A minisign public key to trust (repeatable). Then a job file must carry a good
+    /// signature by one of them (FILE.minisig), and an image's manifest too
+    /// (manifest.json.minisig) unless a job pins it (image.sha256)
+    #[arg(long, value_name = "KEY.pub")]
+    pub trust: Vec<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The policy: these keys; no key, no check.
+    pub fn policy(&self) -> Result<sysclone_net::trust::Policy> {
+        Ok(sysclone_net::trust::Policy { keys: sysclone_net::trust::TrustedKeys::from_files(&self.trust)?, ..Default::default() })
+    }
+}
+
 /// What every writing command asks.
 #[derive(Args, Debug)]
 pub struct WriteFlags {
@@ -341,6 +366,11 @@ pub enum JobCmd {
         /// Print the checked job as JSON on standard output (with defaults filled in)
         #[arg(long, conflicts_with = "plan")]
         json: bool,
+        /// The job's signature [default: FILE.minisig]; checked with --trust
+        #[arg(long, value_name = "SIG", requires = "trust")]
+        sig: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Run a job file on this machine, as the rescue image would (writes disks)
     Run {
@@ -350,6 +380,11 @@ pub enum JobCmd {
         /// job's confirm = "serial" does)
         #[arg(long)]
         yes: bool,
+        /// The job's signature [default: FILE.minisig]; checked with --trust
+        #[arg(long, value_name = "SIG", requires = "trust")]
+        sig: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
 }
 
@@ -373,11 +408,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Boot(c) => crate::boot_cmd::run(c, cli.verbose > 0),
         Cmd::Image(ImageCmd::Build(c)) => crate::image::build(c),
         Cmd::Image(ImageCmd::Write(c)) => crate::image::write(c),
-        Cmd::Image(ImageCmd::Verify { dir, json }) => crate::saved_image::verify(&dir, json),
+        Cmd::Image(ImageCmd::Verify { dir, json, trust }) => crate::saved_image::verify(&dir, json, &trust.policy()?),
         Cmd::Image(ImageCmd::Info { dir, json }) => crate::saved_image::info(&dir, json),
         Cmd::Image(ImageCmd::Export { dir, raw, json }) => crate::saved_image::export(&dir, &raw, json),
-        Cmd::Job(JobCmd::Check { file, plan, json }) => job_check(file, plan, json),
-        Cmd::Job(JobCmd::Run { file, yes }) => job_run(file, yes),
+        Cmd::Job(JobCmd::Check { file, plan, json, sig, trust }) => job_check(file, plan, json, sig, &trust.policy()?),
+        Cmd::Job(JobCmd::Run { file, yes, sig, trust }) => job_run(file, yes, sig, &trust.policy()?),
         Cmd::GenDocs { man, completions } => crate::gen_docs::generate(&man, &completions),
     }
 }
@@ -511,7 +546,11 @@ fn save(c: SaveConfig) -> Result<()> {
         options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
     };
+    let to = req.to.clone();
     let Some(r) = sysclone_init::imaging::run_save(&req)? else { return Ok(()) };
+    if let Some(key) = &c.sign {
+        crate::saved_image::sign(&to, key)?;
+    }
     if c.json {
         println!("{}", crate::json::doc(&r)?);
     }
@@ -541,6 +580,7 @@ fn restore(c: RestoreConfig) -> Result<()> {
     req.include = c.sizing.only;
     req.boot_entry = c.boot_policy.into();
     req.efivars = c.efivars;
+    req.trust = c.trust.policy()?;
     let Some(r) = sysclone_init::imaging::run_restore(&req)? else { return Ok(()) };
     if c.flags.json {
         println!("{}", crate::json::doc(&r)?);
@@ -554,14 +594,34 @@ fn restore(c: RestoreConfig) -> Result<()> {
     Err(sysclone_disk::BadSectors(msg).into())
 }
 
-fn job_run(file: PathBuf, yes: bool) -> Result<()> {
-    let mut job = Job::load(&file)?;
+/// A job file, held to `policy` (its signature: `sig`, or FILE.minisig) before it is parsed.
+/// Says how it passed when there was something to check.
+fn load_job(file: &std::path::Path, sig: Option<PathBuf>, policy: &sysclone_net::trust::Policy) -> Result<(Job, Option<sysclone_net::trust::Checked>)> {
+    use anyhow::Context;
+    let bytes = std::fs::read(file).with_context(|| format!("reading job file {}", file.display()))?;
+    let checked = if policy.wants_signature() {
+        let sig = sig.unwrap_or_else(|| PathBuf::from(format!("{}{}", file.display(), sysclone_net::trust::SIG_SUFFIX)));
+        let s = sysclone_net::trust::read_signature(&sig)?;
+        Some(policy.check(&format!("job {}", file.display()), &bytes, s.as_deref())?)
+    } else {
+        None
+    };
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("job file {} is not UTF-8 text", file.display()))?;
+    let job = Job::parse(&text).with_context(|| format!("job file {}", file.display()))?;
+    Ok((job, checked))
+}
+
+fn job_run(file: PathBuf, yes: bool, sig: Option<PathBuf>, policy: &sysclone_net::trust::Policy) -> Result<()> {
+    let (mut job, checked) = load_job(&file, sig, policy)?;
+    if let Some(c) = checked {
+        sysclone_init::console::say(&format!("job {}: {c}", file.display()));
+    }
     // --yes stands for the typed confirmation, as the job's own `confirm = "serial"` does;
     // without either, each target is shown and its serial asked for on the terminal.
     if yes {
         job.confirm = Some(sysclone_init::job::JobConfirm::Serial);
     }
-    let json = sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, false)?;
+    let json = sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, false, policy)?;
     println!("{json}");
     Ok(())
 }
@@ -576,14 +636,18 @@ fn bad_sectors(bytes: u64, how: &str) -> Result<()> {
     Err(sysclone_disk::BadSectors(msg).into())
 }
 
-fn job_check(file: PathBuf, plan: bool, json: bool) -> Result<()> {
-    let job = Job::load(&file)?;
+fn job_check(file: PathBuf, plan: bool, json: bool, sig: Option<PathBuf>, policy: &sysclone_net::trust::Policy) -> Result<()> {
+    let (job, checked) = load_job(&file, sig, policy)?;
     if json {
-        let doc = serde_json::json!({ "file": file, "job": job, "targets": job.target_list(), "boot_entry": job.boot_entry() });
+        let signature = checked.as_ref().map(|c| serde_json::json!({ "key_id": c.signed.as_ref().map(|s| &s.key_id), "trusted_comment": c.signed.as_ref().map(|s| &s.trusted_comment), "sha256": c.sha256 }));
+        let doc = serde_json::json!({ "file": file, "job": job, "targets": job.target_list(), "boot_entry": job.boot_entry(), "signature": signature });
         println!("{}", crate::json::doc(&doc)?);
         return Ok(());
     }
     println!("{}: ok", file.display());
+    if let Some(c) = &checked {
+        println!("  signature: {c}");
+    }
     println!("  operation: {:?} ({:?})", job.operation, job.mode);
     if !job.source.is_empty() {
         println!("  source:    {}", job.source);
@@ -593,7 +657,7 @@ fn job_check(file: PathBuf, plan: bool, json: bool) -> Result<()> {
     }
     if let Some(i) = &job.image {
         match &i.url {
-            Some(u) => println!("  image:     {u}"),
+            Some(u) => println!("  image:     {u}{}", i.sha256.as_deref().map(|h| format!(" (manifest sha256 {h})")).unwrap_or_default()),
             None => println!("  image:     {} partition {}: {}{}", i.disk, i.partition, i.path, i.base.as_deref().map(|b| format!(" (base {b})")).unwrap_or_default()),
         }
     }
@@ -603,7 +667,7 @@ fn job_check(file: PathBuf, plan: bool, json: bool) -> Result<()> {
     println!("  boot entry: {:?}; on success: {:?}; on failure: {:?}", job.boot_entry(), job.on_success, job.on_failure);
     if plan {
         println!("on this machine (nothing is written):");
-        sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, true)?;
+        sysclone_init::job::run(&job, std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR), None, true, policy)?;
     }
     Ok(())
 }

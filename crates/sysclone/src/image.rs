@@ -75,6 +75,14 @@ pub struct BuildConfig {
     /// the initramfs as /etc/sysclone/ca.pem and named by sysclone.ca=
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
+    /// A minisign public key the rescue system trusts (repeatable): put in the initramfs
+    /// under /etc/sysclone/trust/; then every job must be signed by one of them and every
+    /// image signed or pinned (docs/network.md)
+    #[arg(long, value_name = "KEY.pub")]
+    pub trust: Vec<PathBuf>,
+    /// Pins are not enough: jobs and images must carry a signature by a --trust key
+    #[arg(long, requires = "trust")]
+    pub require_signature: bool,
     /// The init binary (default: this executable; must be statically linked)
     #[arg(long)]
     pub init_binary: Option<PathBuf>,
@@ -289,7 +297,27 @@ fn network_files(c: &BuildConfig) -> Result<Vec<(String, Vec<u8>, u32)>> {
         sysclone_net::Client::new(Some(&pem), None).with_context(|| format!("the lab CA {}", ca.display()))?;
         v.push(("etc/sysclone/ca.pem".into(), pem, 0o644));
     }
+    let dir = sysclone_net::trust::TRUST_DIR.trim_start_matches('/');
+    for k in sysclone_net::trust::TrustedKeys::from_files(&c.trust)?.keys() {
+        v.push((format!("{dir}/{}.pub", k.id), k.file_text().into_bytes(), 0o644));
+    }
+    if c.require_signature {
+        v.push((sysclone_net::trust::REQUIRE_SIGNATURE_FILE.trim_start_matches('/').to_string(), Vec::new(), 0o644));
+    }
     Ok(v)
+}
+
+/// The job's signature (`JOB.minisig`), when there is one; with trusted keys it must be
+/// there and good, or the rescue system would refuse the job.
+fn job_signature(c: &BuildConfig, job: &Path, text: &[u8]) -> Result<Option<Vec<u8>>> {
+    let at = PathBuf::from(format!("{}{}", job.display(), sysclone_net::trust::SIG_SUFFIX));
+    let sig = sysclone_net::trust::read_signature(&at)?;
+    if !c.trust.is_empty() {
+        let policy = sysclone_net::trust::Policy { keys: sysclone_net::trust::TrustedKeys::from_files(&c.trust)?, pins: Vec::new(), require_signature: c.require_signature };
+        let ok = policy.check(&format!("job {}", job.display()), text, sig.as_deref()).with_context(|| format!("the image trusts signing keys, so its job needs a good signature (minisign -Sm {})", job.display()))?;
+        println!("job {}: {ok}", job.display());
+    }
+    Ok(sig)
 }
 
 pub fn build(c: BuildConfig) -> Result<()> {
@@ -383,10 +411,15 @@ pub fn build(c: BuildConfig) -> Result<()> {
     }
     let mut extra = Vec::new();
     let mut job_text = None;
+    let mut job_sig = None;
     if let Some(job) = &c.job {
         let text = fs::read(job).with_context(|| format!("reading job file {}", job.display()))?;
         sysclone_init::job::Job::parse(std::str::from_utf8(&text)?).with_context(|| format!("checking job file {}", job.display()))?;
         extra.push((JOB_PATH_ON_ESP.to_string(), text.clone()));
+        job_sig = job_signature(&c, job, &text)?;
+        if let Some(sig) = &job_sig {
+            extra.push((format!("{JOB_PATH_ON_ESP}{}", sysclone_net::trust::SIG_SUFFIX), sig.clone()));
+        }
         job_text = Some(text);
     }
     if !c.cmdline.is_empty() {
@@ -507,6 +540,7 @@ pub fn build(c: BuildConfig) -> Result<()> {
             cmdline: cmdline.clone(),
             title: title.clone(),
             job: job_text,
+            job_sig,
             shim: (shim.is_file() && grub_net.is_file()).then(|| shim.clone()),
             grub_net: (shim.is_file() && grub_net.is_file()).then_some(grub_net),
         };

@@ -11,7 +11,7 @@ use sysclone_testutil::{files_of, make_gpt_disk, require_root, run, tree_sha256,
 
 fn run_job(text: &str) -> serde_json::Value {
     let j = Job::parse(text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
-    let out = job::run(&j, Path::new("/nonexistent-efivars"), None, false).unwrap_or_else(|e| panic!("job failed: {e:#}\n{text}"));
+    let out = job::run(&j, Path::new("/nonexistent-efivars"), None, false, &Default::default()).unwrap_or_else(|e| panic!("job failed: {e:#}\n{text}"));
     serde_json::from_str(&out).unwrap()
 }
 
