@@ -210,6 +210,7 @@ mod tests {
             mounts: vec![],
             swaps: vec![],
             roles: vec![],
+            warnings: vec![],
         }
     }
 

@@ -175,6 +175,7 @@ mod tests {
             mounts: vec![],
             swaps: vec![],
             roles: vec![],
+            warnings: vec![],
         }
     }
 

@@ -205,6 +205,7 @@ fn image_disk(img: &Image) -> Disk {
         mounts: Vec::new(),
         swaps: Vec::new(),
         roles: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

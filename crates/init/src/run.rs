@@ -79,7 +79,20 @@ pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
     if let Some(u) = boot_current_partuuid(std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR)) {
         sysclone_disk::mark_system(&mut disks, &u);
     }
+    check_tables(&mut disks);
     Ok(disks)
+}
+
+/// Fill each disk's `warnings` with what is wrong with its partition table: a damaged or
+/// hostile GPT is listed as the kernel and the gpt crate see it, and the warnings say the
+/// rest (partitions beyond the disk or overlapping, a backup that is missing or differs).
+/// Reads only; a disk that cannot be opened is left as it is.
+pub fn check_tables(disks: &mut [Disk]) {
+    for d in disks.iter_mut().filter(|d| d.table == "gpt" || d.table == "unreadable") {
+        if let Ok(mut f) = std::fs::File::open(&d.path) {
+            d.warnings = sysclone_layout::check_table(&mut f, d.logical_sector, d.size_bytes);
+        }
+    }
 }
 
 pub fn ask_serial(target: &Disk) -> Result<()> {
