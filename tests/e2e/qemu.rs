@@ -148,6 +148,10 @@ pub struct Machine {
     pub vars: PathBuf,
     args: Vec<String>,
     firmware: Firmware,
+    /// Guest RAM in MiB (`-m`), 1024 unless [`Machine::memory`] says otherwise.
+    memory_mib: u32,
+    /// Extra `-serial` backends after the first (stdio), see [`Machine::extra_serial`].
+    serials: Vec<String>,
 }
 
 impl Machine {
@@ -160,7 +164,7 @@ impl Machine {
     pub fn with_vars(dir: &Path, name: &str, vars: &Path) -> Machine {
         let own = dir.join(format!("{name}.vars.fd"));
         fs::copy(vars, &own).expect("copying the OVMF variable store");
-        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf }
+        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf, memory_mib: 1024, serials: Vec::new() }
     }
 
     /// OVMF enforcing Secure Boot, with Debian's and Microsoft's keys enrolled.
@@ -172,7 +176,7 @@ impl Machine {
 
     /// A legacy BIOS machine (SeaBIOS); it has no variable store.
     pub fn seabios(dir: &Path, name: &str) -> Machine {
-        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios }
+        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios, memory_mib: 1024, serials: Vec::new() }
     }
 
     /// A virtio NIC on QEMU's user network, first to boot: the firmware's network boot (iPXE
@@ -197,6 +201,25 @@ impl Machine {
     /// 10.0.2.2 to the guest), not for booting.
     pub fn nic(&mut self) {
         self.args.extend(["-netdev".into(), "user,id=n1".into(), "-device".into(), "virtio-net-pci,netdev=n1,romfile=".into()]);
+    }
+
+    /// Guest RAM in MiB.
+    pub fn memory(&mut self, mib: u32) {
+        self.memory_mib = mib;
+    }
+
+    /// A second (third, …) serial port whose output goes to `file` (ttyS1, …).
+    pub fn extra_serial(&mut self, file: &Path) {
+        self.serials.push(format!("file:{}", file.display()));
+    }
+
+    /// `-m` and the serial ports after the first.
+    fn common_args(&self) -> Vec<String> {
+        let mut a = vec!["-m".to_string(), self.memory_mib.to_string()];
+        for s in &self.serials {
+            a.extend(["-serial".to_string(), s.clone()]);
+        }
+        a
     }
 
     pub fn disk(&mut self, d: Disk) {
@@ -231,10 +254,11 @@ impl Machine {
         let log = self.dir.join(format!("{}.console.log", self.name));
         let monitor = self.dir.join(format!("{}.monitor", self.name));
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
+        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
             .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
             .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())])
             .args(["-serial", "stdio", "-monitor", &format!("unix:{},server=on,wait=off", monitor.display())])
+            .args(self.common_args())
             .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -314,7 +338,7 @@ impl Machine {
             Firmware::OvmfSecureBoot => format!("q35,smm=on,accel={accel}"),
             _ => format!("q35,accel={accel}"),
         };
-        cmd.args(["-machine", &machine, "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"]);
+        cmd.args(["-machine", &machine, "-cpu", "max", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"]);
         match self.firmware {
             Firmware::Ovmf | Firmware::OvmfSecureBoot => {
                 let code = if self.firmware == Firmware::Ovmf { OVMF_CODE } else { OVMF_CODE_MS };
@@ -327,6 +351,7 @@ impl Machine {
             Firmware::SeaBios => {}
         }
         cmd.args(["-serial", "stdio", "-monitor", "none"])
+            .args(self.common_args())
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -67,6 +67,18 @@ pub fn say(msg: &str) {
     emit(msg, true);
 }
 
+/// Show a question (no stamp, no newline: the answer is typed after it) on every console,
+/// as [`say`] shows lines. Answers are read from the console (standard input) only.
+pub fn prompt(msg: &str) {
+    let mut out = std::io::stderr().lock();
+    let _ = write!(out, "{msg}");
+    let _ = out.flush();
+    for m in MIRRORS.get().and_then(|m| m.lock().ok()).iter_mut().flat_map(|ms| ms.iter_mut()) {
+        let _ = write!(m, "{msg}");
+        let _ = m.flush();
+    }
+}
+
 /// Stamp each line of `msg`, keep it in the log, and show it on every console if `show`.
 fn emit(msg: &str, show: bool) {
     let t = uptime();

@@ -2,7 +2,7 @@
 //!
 //! The CLI (`sysclone clone`) and the rescue image's job runner both come through here.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -96,15 +96,19 @@ pub fn check_tables(disks: &mut [Disk]) {
 }
 
 pub fn ask_serial(target: &Disk) -> Result<()> {
+    ask_serial_for(target, "Everything on this disk will be overwritten:")
+}
+
+/// Show `headline` and `target`, and ask for the last characters of its serial.
+pub fn ask_serial_for(target: &Disk, headline: &str) -> Result<()> {
     let serial = target.serial.clone().unwrap_or_else(|| target.name.clone());
     let want: String = serial.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    eprint!(
-        "Everything on this disk will be overwritten:\n{}Type the last {} characters of its serial ({}) to go on: ",
+    crate::console::prompt(&format!(
+        "{headline}\n{}Type the last {} characters of its serial ({}) to go on: ",
         sysclone_disk::discover::format_table(std::slice::from_ref(target)),
         want.len(),
         "*".repeat(serial.len().saturating_sub(want.len())) + &want
-    );
-    std::io::stderr().flush()?;
+    ));
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     if line.trim() != want {

@@ -496,6 +496,7 @@ fn save(c: SaveConfig) -> Result<()> {
         partitions: c.partitions,
         options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
+        confirm_on: None,
     };
     let Some(r) = sysclone_init::imaging::run_save(&req)? else { return Ok(()) };
     if c.json {
