@@ -2,8 +2,8 @@
 //! and a person at the serial console saves a disk to an image and restores it.
 
 use std::fs;
-use std::path::Path;
 
+use crate::imaging::ext4_disk;
 use crate::qemu::{Disk, Machine};
 use crate::{fsck_partition, line_with, put_on_stick, run, Scene};
 
@@ -37,17 +37,6 @@ fn output_reaches_every_console() {
     assert!(other.contains("sysclone") && other.contains("starting as init"), "{other}");
 }
 
-/// A GPT disk of `size` with one ext4 partition (label `images`) over all of it.
-fn images_disk(path: &Path, size_mib: u64) {
-    let part = path.with_extension("part");
-    run("truncate", &["-s", &format!("{}M", size_mib - 2), part.to_str().unwrap()]);
-    run("mkfs.ext4", &["-q", "-F", "-L", "images", part.to_str().unwrap()]);
-    run("truncate", &["-s", &format!("{size_mib}M"), path.to_str().unwrap()]);
-    run("sgdisk", &["-n", &format!("1:2048:+{}M", size_mib - 2), "-t", "1:8300", path.to_str().unwrap()]);
-    run("dd", &[&format!("if={}", part.display()), &format!("of={}", path.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
-    fs::remove_file(part).unwrap();
-}
-
 /// At the serial console: save the source disk to an image on the ext4 partition of another
 /// disk (its serial typed to go on), then restore that image onto a blank disk — a wrong
 /// confirmation first (nothing written), then the right one. On the host afterwards: the
@@ -58,7 +47,7 @@ fn interactive_save_then_restore() {
     let Scene { work, src, tgt, stick, .. } = Scene::new("rescue-ui", "200M");
     let w = work.path();
     let images = w.join("images.img");
-    images_disk(&images, 120);
+    ext4_disk(&images, 120, None);
     let src_sum = run("sha256sum", &[src.to_str().unwrap()]);
     let mut m = Machine::new(w, "saverestore");
     m.usb_boot(&stick);

@@ -58,13 +58,24 @@ pub(crate) fn images_disk(w: &Path, src: &Path) -> PathBuf {
     run("losetup", &["-d", &dev]);
     assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
 
-    // The images disk: GPT, one ext4 partition holding images/fixture (made by mkfs -d).
     let images = w.join("images.img");
-    let part = w.join("images-part.img");
-    run("truncate", &["-s", "95M", part.to_str().unwrap()]);
-    run("mkfs.ext4", &["-q", "-F", "-L", "images", "-d", staging.to_str().unwrap(), part.to_str().unwrap()]);
-    run("truncate", &["-s", "97M", images.to_str().unwrap()]);
-    run("sgdisk", &["-n", "1:2048:+95M", "-t", "1:8300", images.to_str().unwrap()]);
-    run("dd", &[&format!("if={}", part.display()), &format!("of={}", images.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
+    ext4_disk(&images, 97, Some(&staging));
     images
+}
+
+/// A GPT disk image of `size_mib` with one ext4 partition (label `images`) over all of it but
+/// the table, holding a copy of `content` if given (mkfs -d).
+pub(crate) fn ext4_disk(path: &Path, size_mib: u64, content: Option<&Path>) {
+    let part = path.with_extension("part");
+    run("truncate", &["-s", &format!("{}M", size_mib - 2), part.to_str().unwrap()]);
+    let mut mkfs = vec!["-q", "-F", "-L", "images"];
+    if let Some(c) = content {
+        mkfs.extend(["-d", c.to_str().unwrap()]);
+    }
+    mkfs.push(part.to_str().unwrap());
+    run("mkfs.ext4", &mkfs);
+    run("truncate", &["-s", &format!("{size_mib}M"), path.to_str().unwrap()]);
+    run("sgdisk", &["-n", &format!("1:2048:+{}M", size_mib - 2), "-t", "1:8300", path.to_str().unwrap()]);
+    run("dd", &[&format!("if={}", part.display()), &format!("of={}", path.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
+    fs::remove_file(part).unwrap();
 }
