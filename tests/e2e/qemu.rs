@@ -150,8 +150,8 @@ pub struct Machine {
     firmware: Firmware,
     /// Guest RAM in MiB (`-m`), 1024 unless [`Machine::memory`] says otherwise.
     memory_mib: u32,
-    /// Extra `-serial` backends after the first (stdio), see [`Machine::extra_serial`].
-    serials: Vec<String>,
+    /// Extra console devices (see [`Machine::virtconsole`]).
+    consoles: Vec<String>,
 }
 
 impl Machine {
@@ -164,7 +164,7 @@ impl Machine {
     pub fn with_vars(dir: &Path, name: &str, vars: &Path) -> Machine {
         let own = dir.join(format!("{name}.vars.fd"));
         fs::copy(vars, &own).expect("copying the OVMF variable store");
-        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf, memory_mib: 1024, serials: Vec::new() }
+        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf, memory_mib: 1024, consoles: Vec::new() }
     }
 
     /// OVMF enforcing Secure Boot, with Debian's and Microsoft's keys enrolled.
@@ -176,7 +176,7 @@ impl Machine {
 
     /// A legacy BIOS machine (SeaBIOS); it has no variable store.
     pub fn seabios(dir: &Path, name: &str) -> Machine {
-        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios, memory_mib: 1024, serials: Vec::new() }
+        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios, memory_mib: 1024, consoles: Vec::new() }
     }
 
     /// A virtio NIC on QEMU's user network, first to boot: the firmware's network boot (iPXE
@@ -208,17 +208,20 @@ impl Machine {
         self.memory_mib = mib;
     }
 
-    /// A second (third, …) serial port whose output goes to `file` (ttyS1, …).
-    pub fn extra_serial(&mut self, file: &Path) {
-        self.serials.push(format!("file:{}", file.display()));
+    /// A virtio console (the guest's hvc0) whose output goes to `file`. (A second serial
+    /// port cannot be a second kernel console: Linux's 8250 driver is one console.)
+    pub fn virtconsole(&mut self, file: &Path) {
+        let id = format!("hvc{}", self.consoles.len());
+        if self.consoles.is_empty() {
+            self.consoles.extend(["-device".into(), "virtio-serial-pci,id=vser0".into()]);
+        }
+        self.consoles.extend(["-chardev".into(), format!("file,id={id},path={}", file.display()), "-device".into(), format!("virtconsole,chardev={id},bus=vser0.0")]);
     }
 
-    /// `-m` and the serial ports after the first.
+    /// `-m` and the extra consoles.
     fn common_args(&self) -> Vec<String> {
         let mut a = vec!["-m".to_string(), self.memory_mib.to_string()];
-        for s in &self.serials {
-            a.extend(["-serial".to_string(), s.clone()]);
-        }
+        a.extend(self.consoles.iter().cloned());
         a
     }
 

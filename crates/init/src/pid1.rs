@@ -151,6 +151,8 @@ fn setup() -> Result<Setup> {
         detail(&format!("secure boot: {}", match sb.as_deref().and_then(|v| v.get(4)) { Some(1) => "enabled", Some(_) => "disabled", None => "unknown" }));
     }
     let (n, waited) = coldplug_and_settle(&mut loader, Duration::from_millis(1500), Duration::from_secs(30));
+    // Consoles whose driver is a module (virtio's hvc0) exist now.
+    crate::console::mirror_to_all_consoles();
     detail(&format!("drivers: {} of {} modules loaded, disks settled after {waited:.1} s", loader.loaded().len(), loader.count()));
     let _ = n;
     // systemd-boot names its partition in LoaderDevicePartUUID; GRUB (Secure Boot, BIOS) puts it on the command line.
