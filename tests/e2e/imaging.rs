@@ -4,6 +4,7 @@
 //! image), and the machine then boots the restored disk.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use crate::qemu::{Disk, Machine};
 use crate::{field, line_with, run, Scene};
@@ -12,27 +13,11 @@ use crate::{field, line_with, run, Scene};
 fn restored_image_boots_on_a_smaller_disk() {
     // The fixture's disk is 160 MiB; the blank target 128 MiB.
     let Scene { a, work, src, tgt, stick } = Scene::new("rescue-restore", "128M");
-    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
     let w = work.path();
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
     let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
 
-    // The image, saved on the host from a read-only loop device over the fixture.
-    let staging = w.join("staging");
-    let image = staging.join("images/fixture");
-    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
-    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", image.to_str().unwrap()]).output().unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
-
-    // The images disk: GPT, one ext4 partition holding images/fixture (made by mkfs -d).
-    let images = w.join("images.img");
-    let part = w.join("images-part.img");
-    run("truncate", &["-s", "95M", part.to_str().unwrap()]);
-    run("mkfs.ext4", &["-q", "-F", "-L", "images", "-d", staging.to_str().unwrap(), part.to_str().unwrap()]);
-    run("truncate", &["-s", "97M", images.to_str().unwrap()]);
-    run("sgdisk", &["-n", "1:2048:+95M", "-t", "1:8300", images.to_str().unwrap()]);
-    run("dd", &[&format!("if={}", part.display()), &format!("of={}", images.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
+    let images = images_disk(w, &src);
     let images_before = run("sha256sum", &[images.to_str().unwrap()]);
 
     // Run 1: the rescue stick's job restores the image onto the blank disk and reboots.
@@ -58,4 +43,39 @@ fn restored_image_boots_on_a_smaller_disk() {
     assert_eq!(field(check, "serial"), "TGT1", "{check}");
     assert_eq!(field(check, "fstab"), "own", "{check}");
     assert_eq!(field(check, "root-sha256"), expect_root, "root content of the restored disk:\n{check}");
+}
+
+/// The images disk (serial IMAGES1 in the tests): GPT, one ext4 partition holding
+/// `images/fixture`, an image of `src` saved on the host with `sysclone save` from a
+/// read-only loop device (made by mkfs -d).
+pub(crate) fn images_disk(w: &Path, src: &Path) -> PathBuf {
+    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
+    // The image, saved on the host from a read-only loop device over the fixture.
+    let staging = w.join("staging");
+    let image = staging.join("images/fixture");
+    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
+    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", image.to_str().unwrap()]).output().unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+
+    let images = w.join("images.img");
+    ext4_disk(&images, 97, Some(&staging));
+    images
+}
+
+/// A GPT disk image of `size_mib` with one ext4 partition (label `images`) over all of it but
+/// the table, holding a copy of `content` if given (mkfs -d).
+pub(crate) fn ext4_disk(path: &Path, size_mib: u64, content: Option<&Path>) {
+    let part = path.with_extension("part");
+    run("truncate", &["-s", &format!("{}M", size_mib - 2), part.to_str().unwrap()]);
+    let mut mkfs = vec!["-q", "-F", "-L", "images"];
+    if let Some(c) = content {
+        mkfs.extend(["-d", c.to_str().unwrap()]);
+    }
+    mkfs.push(part.to_str().unwrap());
+    run("mkfs.ext4", &mkfs);
+    run("truncate", &["-s", &format!("{size_mib}M"), path.to_str().unwrap()]);
+    run("sgdisk", &["-n", &format!("1:2048:+{}M", size_mib - 2), "-t", "1:8300", path.to_str().unwrap()]);
+    run("dd", &[&format!("if={}", part.display()), &format!("of={}", path.display()), "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]);
+    fs::remove_file(part).unwrap();
 }

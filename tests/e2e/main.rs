@@ -2,11 +2,13 @@
 //! several buses. The artifacts come from scripts/test (or scripts/demo), which set
 //! SYSCLONE_E2E_DIR; without it these tests fail with a message, they never skip.
 
+mod console;
 mod faults;
 mod imaging;
 mod lab;
 mod media;
 mod network;
+mod power;
 mod qemu;
 
 use std::fs;
@@ -60,6 +62,25 @@ fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("running {cmd}: {e}"));
     assert!(out.status.success(), "{cmd} {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a read-only check (`["e2fsck", "-fn"]`, `["fsck.fat", "-n"]`) on partition `n` of the
+/// disk image `img`, through a read-only loop device: (clean, its output).
+pub(crate) fn fsck_partition(img: &Path, n: u32, fsck: &[&str]) -> (bool, String) {
+    let dev = run("losetup", &["-P", "-f", "--show", "-r", img.to_str().unwrap()]).trim().to_string();
+    // Partition nodes of loop devices are not always made here by the kernel's scan alone.
+    let _ = Command::new("partx").args(["-a", &dev]).output();
+    let part = format!("{dev}p{n}");
+    for _ in 0..50 {
+        if Path::new(&part).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = Command::new(fsck[0]).args(&fsck[1..]).arg(&part).output();
+    run("losetup", &["-d", &dev]);
+    let out = out.unwrap_or_else(|e| panic!("running {fsck:?}: {e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 fn line_with<'a>(log: &'a str, marker: &str) -> &'a str {
@@ -542,19 +563,8 @@ fn interactive_console_clone() {
     assert!(migrated.contains("0 error(s)"), "{migrated}");
     let v = run("sgdisk", &["-v", small.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
-    let dev = run("losetup", &["-P", "-f", "--show", "-r", small.to_str().unwrap()]).trim().to_string();
-    // Partition nodes of loop devices are not always made here by the kernel's scan alone.
-    let _ = Command::new("partx").args(["-a", &dev]).output();
-    let part = format!("{dev}p2");
-    for _ in 0..50 {
-        if Path::new(&part).exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let fsck = Command::new("e2fsck").args(["-fn", &part]).output().unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(fsck.status.success(), "the migrated root does not check clean: {}", String::from_utf8_lossy(&fsck.stdout));
+    let (ok, out) = fsck_partition(&small, 2, &["e2fsck", "-fn"]);
+    assert!(ok, "the migrated root does not check clean: {out}");
     let refusal = line_with(&log, "ERROR: ");
     assert!(refusal.contains("boot medium"), "choosing the stick must be refused: {refusal}");
     assert!(log.contains("not confirmed: nothing was written"), "{log}");

@@ -159,6 +159,10 @@ pub struct Machine {
     pub vars: PathBuf,
     args: Vec<String>,
     firmware: Firmware,
+    /// Guest RAM in MiB (`-m`), 1024 unless [`Machine::memory`] says otherwise.
+    memory_mib: u32,
+    /// Extra console devices (see [`Machine::virtconsole`]).
+    consoles: Vec<String>,
 }
 
 impl Machine {
@@ -171,7 +175,7 @@ impl Machine {
     pub fn with_vars(dir: &Path, name: &str, vars: &Path) -> Machine {
         let own = dir.join(format!("{name}.vars.fd"));
         fs::copy(vars, &own).expect("copying the OVMF variable store");
-        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf }
+        Machine { name: name.into(), dir: dir.into(), vars: own, args: Vec::new(), firmware: Firmware::Ovmf, memory_mib: 1024, consoles: Vec::new() }
     }
 
     /// OVMF enforcing Secure Boot, with Debian's and Microsoft's keys enrolled.
@@ -183,7 +187,7 @@ impl Machine {
 
     /// A legacy BIOS machine (SeaBIOS); it has no variable store.
     pub fn seabios(dir: &Path, name: &str) -> Machine {
-        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios }
+        Machine { name: name.into(), dir: dir.into(), vars: dir.join(format!("{name}.no-vars")), args: Vec::new(), firmware: Firmware::SeaBios, memory_mib: 1024, consoles: Vec::new() }
     }
 
     /// A virtio NIC on QEMU's user network, first to boot: the firmware's network boot (iPXE
@@ -208,6 +212,28 @@ impl Machine {
     /// 10.0.2.2 to the guest), not for booting.
     pub fn nic(&mut self) {
         self.args.extend(["-netdev".into(), "user,id=n1".into(), "-device".into(), "virtio-net-pci,netdev=n1,romfile=".into()]);
+    }
+
+    /// Guest RAM in MiB.
+    pub fn memory(&mut self, mib: u32) {
+        self.memory_mib = mib;
+    }
+
+    /// A virtio console (the guest's hvc0) whose output goes to `file`. (A second serial
+    /// port cannot be a second kernel console: Linux's 8250 driver is one console.)
+    pub fn virtconsole(&mut self, file: &Path) {
+        let id = format!("hvc{}", self.consoles.len());
+        if self.consoles.is_empty() {
+            self.consoles.extend(["-device".into(), "virtio-serial-pci,id=vser0".into()]);
+        }
+        self.consoles.extend(["-chardev".into(), format!("file,id={id},path={}", file.display()), "-device".into(), format!("virtconsole,chardev={id},bus=vser0.0")]);
+    }
+
+    /// `-m` and the extra consoles.
+    fn common_args(&self) -> Vec<String> {
+        let mut a = vec!["-m".to_string(), self.memory_mib.to_string()];
+        a.extend(self.consoles.iter().cloned());
+        a
     }
 
     pub fn disk(&mut self, d: Disk) {
@@ -242,10 +268,11 @@ impl Machine {
         let log = self.dir.join(format!("{}.console.log", self.name));
         let monitor = self.dir.join(format!("{}.monitor", self.name));
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
+        cmd.args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"])
             .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
             .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", self.vars.display())])
             .args(["-serial", "stdio", "-monitor", &format!("unix:{},server=on,wait=off", monitor.display())])
+            .args(self.common_args())
             .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -325,7 +352,7 @@ impl Machine {
             Firmware::OvmfSecureBoot => format!("q35,smm=on,accel={accel}"),
             _ => format!("q35,accel={accel}"),
         };
-        cmd.args(["-machine", &machine, "-cpu", "max", "-m", "1024", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"]);
+        cmd.args(["-machine", &machine, "-cpu", "max", "-smp", "2", "-nodefaults", "-no-reboot", "-display", "none"]);
         match self.firmware {
             Firmware::Ovmf | Firmware::OvmfSecureBoot => {
                 let code = if self.firmware == Firmware::Ovmf { OVMF_CODE } else { OVMF_CODE_MS };
@@ -338,6 +365,7 @@ impl Machine {
             Firmware::SeaBios => {}
         }
         cmd.args(["-serial", "stdio", "-monitor", "none"])
+            .args(self.common_args())
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -3,8 +3,13 @@
 //! Order of writes, so that an interrupted clone never looks complete:
 //! 1. the target's sector 0, primary GPT header and last sector are zeroed;
 //! 2. the plan's regions are copied (read errors recorded, see the pipeline);
-//! 3. the backup GPT (entries, header) is written at the target's end;
-//! 4. sector 0 (boot code, protective MBR resized), the primary header and entries — last.
+//! 3. with `verify`, every region written is read back and compared (a target that differs
+//!    stops here, without a table: it never looks complete);
+//! 4. the backup GPT (entries, header) is written at the target's end;
+//! 5. sector 0 (boot code, protective MBR resized), the primary header and entries — last,
+//!    then read back with the backup header.
+//!
+//! So a primary GPT on the target means every byte was written and, with `verify`, read back.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -102,7 +107,7 @@ fn blank(plan: &ClonePlan, tgt: &File) -> Result<()> {
     tgt.sync_all().context("flushing the target")
 }
 
-/// 3.–4. The backup GPT at the target's end, then the head: the target is complete.
+/// 4.–5. The backup GPT at the target's end, then the head: the target is complete.
 fn write_table(plan: &ClonePlan, src: &File, tgt: &File) -> Result<Vec<u8>> {
     let lbs = plan.logical_sector as u64;
     if let Some(g) = &plan.gpt {
@@ -116,15 +121,20 @@ fn write_table(plan: &ClonePlan, src: &File, tgt: &File) -> Result<Vec<u8>> {
     Ok(head)
 }
 
-/// 5. Read the target back: every piece written, the head and the backup header.
-fn verify_target(plan: &ClonePlan, tgt: &File, hashes: &[(u64, u64, u128)], head: &[u8]) -> Result<Vec<u64>> {
-    let lbs = plan.logical_sector as u64;
+/// 3. Read back every piece the copy wrote (before the table: see the module's order).
+fn verify_regions(tgt: &File, hashes: &[(u64, u64, u128)]) -> Result<Vec<u64>> {
     let mut quiet = |_: u64, _: u64| {};
-    let mut bad = verify_hashes(tgt, hashes, &mut quiet)?;
+    verify_hashes(tgt, hashes, &mut quiet)
+}
+
+/// 5. Read back the head and the backup header just written.
+fn verify_table(plan: &ClonePlan, tgt: &File, head: &[u8]) -> Result<Vec<u64>> {
+    let lbs = plan.logical_sector as u64;
+    let mut bad = Vec::new();
     let mut back = vec![0u8; head.len()];
     tgt.read_exact_at(&mut back, 0).context("reading back the target's head")?;
     if back != head {
-        bad.insert(0, 0);
+        bad.push(0);
     }
     if let Some(g) = &plan.gpt {
         let mut b = vec![0u8; g.backup_header.len()];
@@ -195,18 +205,18 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
             continue;
         }
         let done = (|| -> Result<CloneReport> {
-            let head = write_table(plan, src, tgt)?;
-            if plans.len() == 1 {
+            let mut mismatches = if opts.verify { verify_regions(tgt, &stats.hashes)? } else { Vec::new() };
+            // A target that differs from what was written gets no table: it is not a clone.
+            let head = if mismatches.is_empty() { Some(write_table(plan, src, tgt)?) } else { None };
+            if plans.len() == 1 && head.is_some() {
                 map.mark(0, plan.head_bytes, Status::Finished);
                 save(&map)?;
             }
-            let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart { discard_unused(plan, tgt)? } else { 0 };
-            let (verified, mismatches) = if opts.verify {
-                let bad = verify_target(plan, tgt, &stats.hashes, &head)?;
-                (Some(bad.is_empty()), bad)
-            } else {
-                (None, Vec::new())
-            };
+            let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart && head.is_some() { discard_unused(plan, tgt)? } else { 0 };
+            if let (true, Some(head)) = (opts.verify, &head) {
+                mismatches = verify_table(plan, tgt, head)?;
+            }
+            let verified = opts.verify.then_some(mismatches.is_empty());
             let seconds = t0.elapsed().as_secs_f64();
             Ok(CloneReport {
                 mode: plan.mode,

@@ -95,6 +95,10 @@ pub struct Disk {
     pub swaps: Vec<String>,
     /// Role tags: `boot-medium`, `system`, `in-use`.
     pub roles: Vec<String>,
+    /// What is wrong with the disk's partition table, in words (partitions beyond the disk
+    /// or overlapping, a backup that is missing or differs); filled by whoever can check it
+    /// (`sysclone_init::run::disks_now`, through `sysclone_layout::check_table`).
+    pub warnings: Vec<String>,
 }
 
 impl Disk {
@@ -499,6 +503,7 @@ pub fn discover(roots: &Roots) -> Result<Vec<Disk>> {
             mounts: disk_mounts,
             swaps: disk_swaps,
             roles: Vec::new(),
+            warnings: Vec::new(),
         };
         if disk.in_use() {
             disk.roles.push("in-use".into());
@@ -586,6 +591,9 @@ pub fn format_table(disks: &[Disk]) -> String {
         ));
         if let Some(w) = &d.wwn {
             s.push_str(&format!("          wwn={w}\n"));
+        }
+        for w in &d.warnings {
+            s.push_str(&format!("          warning: {w}\n"));
         }
         for p in &d.partitions {
             let used = p.fs.as_ref().and_then(|f| f.used_bytes).map(|u| format!(" used={}", human_bytes(u))).unwrap_or_default();

@@ -212,6 +212,7 @@ mod tests {
             mounts: vec![],
             swaps: vec![],
             roles: vec![],
+            warnings: vec![],
         }
     }
 

@@ -177,6 +177,7 @@ mod tests {
             mounts: vec![],
             swaps: vec![],
             roles: vec![],
+            warnings: vec![],
         }
     }
 

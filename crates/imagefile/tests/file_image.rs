@@ -64,6 +64,7 @@ fn source(dir: &Path) -> (std::path::PathBuf, Disk) {
         mounts: vec![],
         swaps: vec![],
         roles: vec![],
+        warnings: vec![],
     };
     (img, disk)
 }

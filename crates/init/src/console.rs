@@ -42,16 +42,29 @@ fn keep(l: String) {
 
 /// The kernel's other active consoles (screen and serial both, when the command line names
 /// both): standard error is /dev/console, the last one; the others get a copy of every line.
-static MIRRORS: std::sync::OnceLock<Mutex<Vec<std::fs::File>>> = std::sync::OnceLock::new();
+/// Each with its name.
+static MIRRORS: Mutex<Vec<(String, std::fs::File)>> = Mutex::new(Vec::new());
 
-/// Copy console output to every active console (PID 1 only).
+/// Copy console output to every active console (PID 1 only). Called again once drivers are
+/// loaded: a console that came with a module (a virtual machine's hvc0) is added then and
+/// first gets what was said before it came.
 pub fn mirror_to_all_consoles() {
     let names = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
     let mut names: Vec<&str> = names.split_whitespace().collect();
     // The last one named is /dev/console itself.
     names.pop();
-    let files = names.iter().filter_map(|n| std::fs::OpenOptions::new().write(true).open(format!("/dev/{n}")).ok()).collect();
-    let _ = MIRRORS.set(Mutex::new(files));
+    let Ok(mut mirrors) = MIRRORS.lock() else { return };
+    let first = mirrors.is_empty();
+    for n in names {
+        if mirrors.iter().any(|(m, _)| m == n) {
+            continue;
+        }
+        let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(format!("/dev/{n}")) else { continue };
+        if !first {
+            let _ = writeln!(f, "{}", log_text());
+        }
+        mirrors.push((n.to_string(), f));
+    }
 }
 
 /// Seconds since boot (CLOCK_BOOTTIME), the same clock the kernel's log uses.
@@ -67,16 +80,28 @@ pub fn say(msg: &str) {
     emit(msg, true);
 }
 
+/// Show a question (no stamp, no newline: the answer is typed after it) on every console,
+/// as [`say`] shows lines. Answers are read from the console (standard input) only.
+pub fn prompt(msg: &str) {
+    let mut out = std::io::stderr().lock();
+    let _ = write!(out, "{msg}");
+    let _ = out.flush();
+    for (_, m) in MIRRORS.lock().iter_mut().flat_map(|ms| ms.iter_mut()) {
+        let _ = write!(m, "{msg}");
+        let _ = m.flush();
+    }
+}
+
 /// Stamp each line of `msg`, keep it in the log, and show it on every console if `show`.
 fn emit(msg: &str, show: bool) {
     let t = uptime();
     let mut out = std::io::stderr().lock();
-    let mut mirrors = MIRRORS.get().and_then(|m| m.lock().ok());
+    let mut mirrors = MIRRORS.lock().ok();
     for line in msg.lines() {
         let l = format!("[{t:8.3}] {line}");
         if show {
             let _ = writeln!(out, "{l}");
-            for m in mirrors.iter_mut().flat_map(|ms| ms.iter_mut()) {
+            for (_, m) in mirrors.iter_mut().flat_map(|ms| ms.iter_mut()) {
                 let _ = writeln!(m, "{l}");
             }
         }

@@ -27,6 +27,9 @@ pub struct SaveRequest {
     pub partitions: Option<Vec<u32>>,
     pub options: SaveOptions,
     pub dry_run: bool,
+    /// Ask on the console, after the plan is shown, for the last characters of this disk's
+    /// serial (the disk the image is written to; the interactive console).
+    pub confirm_on: Option<Disk>,
 }
 
 /// The mount point a path lies on (the longest mount point that is a prefix of it).
@@ -63,6 +66,9 @@ pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
     if req.dry_run {
         say("dry run: nothing written");
         return Ok(None);
+    }
+    if let Some(d) = &req.confirm_on {
+        crate::run::ask_serial_for(d, &format!("The image is written to {} on this disk:", req.to.display()))?;
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
     let mut progress = progress_printer("save");
@@ -218,6 +224,7 @@ fn image_disk(img: &Image) -> Disk {
         mounts: Vec::new(),
         swaps: Vec::new(),
         roles: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -542,7 +549,7 @@ pub fn run_job(job: &crate::job::Job, efivars: &Path, boot_partuuid: Option<&str
         if let Some(b) = &options.base {
             options.chunk_bytes = Image::open(b)?.manifest.chunk_bytes;
         }
-        let req = SaveRequest { source: Selector::parse(&job.source)?, to: path, partitions: None, options, dry_run };
+        let req = SaveRequest { source: Selector::parse(&job.source)?, to: path, partitions: None, options, dry_run, confirm_on: None };
         return Ok(serde_json::to_string(&run_save(&req)?)?);
     }
     say(&format!("job: restore {} partition {}: {} -> {}", loc.disk, loc.partition, loc.path, job.target));

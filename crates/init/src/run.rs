@@ -2,7 +2,7 @@
 //!
 //! The CLI (`sysclone clone`) and the rescue image's job runner both come through here.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -100,19 +100,36 @@ pub fn disks_now(boot_partuuid: Option<&str>) -> Result<Vec<Disk>> {
     if let Some(u) = boot_current_partuuid(std::path::Path::new(sysclone_efi::vars::DEFAULT_EFIVARS_DIR)) {
         sysclone_disk::mark_system(&mut disks, &u);
     }
+    check_tables(&mut disks);
     Ok(disks)
 }
 
+/// Fill each disk's `warnings` with what is wrong with its partition table: a damaged or
+/// hostile GPT is listed as the kernel and the gpt crate see it, and the warnings say the
+/// rest (partitions beyond the disk or overlapping, a backup that is missing or differs).
+/// Reads only; a disk that cannot be opened is left as it is.
+pub fn check_tables(disks: &mut [Disk]) {
+    for d in disks.iter_mut().filter(|d| d.table == "gpt" || d.table == "unreadable") {
+        if let Ok(mut f) = std::fs::File::open(&d.path) {
+            d.warnings = sysclone_layout::check_table(&mut f, d.logical_sector, d.size_bytes);
+        }
+    }
+}
+
 pub fn ask_serial(target: &Disk) -> Result<()> {
+    ask_serial_for(target, "Everything on this disk will be overwritten:")
+}
+
+/// Show `headline` and `target`, and ask for the last characters of its serial.
+pub fn ask_serial_for(target: &Disk, headline: &str) -> Result<()> {
     let serial = target.serial.clone().unwrap_or_else(|| target.name.clone());
     let want: String = serial.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    eprint!(
-        "Everything on this disk will be overwritten:\n{}Type the last {} characters of its serial ({}) to go on: ",
+    crate::console::prompt(&format!(
+        "{headline}\n{}Type the last {} characters of its serial ({}) to go on: ",
         sysclone_disk::discover::format_table(std::slice::from_ref(target)),
         want.len(),
         "*".repeat(serial.len().saturating_sub(want.len())) + &want
-    );
-    std::io::stderr().flush()?;
+    ));
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     if line.trim() != want {

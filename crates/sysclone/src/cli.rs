@@ -427,13 +427,11 @@ fn disks(c: DisksConfig) -> Result<()> {
     } else {
         print!("{}", sysclone_disk::discover::format_table(&disks));
     }
-    // A damaged or hostile table is listed as the kernel and the gpt crate see it; say what
-    // is wrong with it (on standard error, so the JSON stays as it is).
-    for d in disks.iter().filter(|d| d.table == "gpt") {
-        if let Ok(mut f) = std::fs::File::open(&d.path) {
-            for p in sysclone_layout::check_table(&mut f, d.logical_sector, d.size_bytes) {
-                eprintln!("warning: {}: {p}", d.name);
-            }
+    // What is wrong with a damaged or hostile table is in each disk's `warnings` (the JSON
+    // and the table); with --json said on standard error too, for a person watching.
+    for d in disks.iter().filter(|_| c.json) {
+        for w in &d.warnings {
+            eprintln!("warning: {}: {w}", d.name);
         }
     }
     Ok(())
@@ -545,6 +543,7 @@ fn save(c: SaveConfig) -> Result<()> {
         partitions: c.partitions,
         options: sysclone_imagefile::SaveOptions { level: c.level, max_file_bytes: sysclone_disk::parse_size(&c.split_size)?, chunk_bytes, base: c.base, ..Default::default() },
         dry_run: c.dry_run,
+        confirm_on: None,
     };
     let to = req.to.clone();
     let Some(r) = sysclone_init::imaging::run_save(&req)? else { return Ok(()) };

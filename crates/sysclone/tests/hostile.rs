@@ -86,6 +86,9 @@ fn hostile_partition_tables_are_reported_refused_or_copied_whole() {
     let t = tempfile::tempdir().unwrap();
     let base = source_disk(t.path(), "base.img");
     let fence = FencedTarget::new(t.path(), 80 * MIB);
+    let clean_img = t.path().join("clean.img");
+    fs::copy(&base, &clean_img).unwrap();
+    let clean = Loop::with_args(&clean_img, &["--read-only"]);
     let lbas = 64 * MIB / 512;
     // (name, how to spoil it, what `disks` and the clone say, does a clone/save go on)
     type Spoil = fn(&Path, u64);
@@ -102,10 +105,20 @@ fn hostile_partition_tables_are_reported_refused_or_copied_whole() {
         let src = Loop::with_args(&img, &["--read-only"]);
         let target_before = sha256(&fence.file);
 
+        // `disks`: the warning under the disk in the table, in its `warnings` in the JSON;
+        // a clean disk beside it has none.
         let o = sysclone(&["disks"]);
         assert!(o.status.success(), "{name}: disks failed: {}", text(&o));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.lines().any(|l| l.contains(src.name()) && l.contains(says)), "{name}: disks does not say {says:?}:\n{err}");
+        let table = String::from_utf8_lossy(&o.stdout);
+        let under = table.split('\n').skip_while(|l| !l.starts_with(&format!("{} ", src.name()))).skip(1).take_while(|l| l.starts_with(' ')).collect::<Vec<_>>().join("\n");
+        assert!(under.lines().any(|l| l.trim_start().starts_with("warning: ") && l.contains(says)), "{name}: disks does not say {says:?} under {}:\n{table}", src.name());
+        let o = sysclone(&["disks", "--json"]);
+        assert!(o.status.success(), "{name}: disks --json failed: {}", text(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{name}: disks --json: {e}:\n{}", text(&o)));
+        let by_name = |n: &str| doc["disks"].as_array().unwrap().iter().find(|d| d["name"] == n).unwrap_or_else(|| panic!("{name}: no disk {n} in {doc:#}")).clone();
+        let warnings = by_name(src.name())["warnings"].as_array().unwrap_or_else(|| panic!("{name}: no warnings array: {doc:#}")).clone();
+        assert!(warnings.iter().any(|w| w.as_str().unwrap().contains(says)), "{name}: the JSON's warnings do not say {says:?}: {warnings:?}");
+        assert_eq!(by_name(clean.name())["warnings"], serde_json::json!([]), "{name}: the clean disk has warnings");
 
         let o = sysclone(&["migrate", "--source", &src.0, "--target", &fence.dev.0, "--dry-run", "--progress", "none"]);
         assert!(text(&o).contains(says), "{name}: migrate --dry-run does not say {says:?}:\n{}", text(&o));
