@@ -480,14 +480,24 @@ fn delta_restore_fetches_only_what_changed() {
     let tgt = Loop::new(&t, 512);
     let out = sysclone(&["--progress", "none", "restore", "--from", f.image.to_str().unwrap(), "--target", &tgt.0, "--yes"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The source drifts: a few files changed on its ext4.
+    // The source drifts: over 5 % of the files on its ext4 get new contents (every 19th file
+    // after the three 6 MiB ones, in path order: small files; one changed 6 MiB file alone
+    // would be 16 % of this small image's stored bytes).
     let src2 = f.dir.join("drifted.img");
     run("cp", &["--sparse=always", f.src_img.to_str().unwrap(), src2.to_str().unwrap()]);
     let s2 = Loop::new(&src2, 512);
     let mnt = f.dir.join("drift-mnt");
     fs::create_dir_all(&mnt).unwrap();
     run("mount", &[&s2.part(2), mnt.to_str().unwrap()]);
-    fs::write(mnt.join("drifted.bin"), sysclone_testutil::noise(2 << 20, 99)).unwrap();
+    let mut files: Vec<PathBuf> = run("find", &[mnt.to_str().unwrap(), "-type", "f"]).lines().map(PathBuf::from).collect();
+    files.sort();
+    let changed: Vec<&PathBuf> = files.iter().skip(3).step_by(19).collect();
+    assert!(changed.len() * 100 >= files.len() * 5 && files.len() > 100, "{} of {} files", changed.len(), files.len());
+    for (i, p) in changed.iter().enumerate() {
+        let len = fs::metadata(p).unwrap().len() as usize;
+        fs::write(p, sysclone_testutil::noise(len.max(1), 1000 + i as u32)).unwrap();
+    }
+    eprintln!("delta: {} of {} files on the ext4 changed", changed.len(), files.len());
     run("umount", &[mnt.to_str().unwrap()]);
     drop(s2);
     let img2 = f.dir.join("drifted-image");
@@ -505,6 +515,19 @@ fn delta_restore_fetches_only_what_changed() {
     assert!(fetched * 100 <= stored * 15, "fetched {fetched} of {stored}");
     assert!(there > 0 && r["verified"] == true, "{r}");
     assert_multi_fs_copy(&s2, &tgt, &f.dir.join("delta"));
+    // The same bytes as a fresh restore of the new image, wherever the image holds data.
+    let t2 = target("delta-fresh.img", 300 << 20);
+    let fresh = Loop::new(&t2, 512);
+    let out = sysclone(&["--progress", "none", "restore", "--from", img2.to_str().unwrap(), "--target", &fresh.0, "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop((fresh, tgt));
+    let (a, b) = (fs::read(&t).unwrap(), fs::read(&t2).unwrap());
+    assert!(a[..1 << 20] == b[..1 << 20], "the table and boot area differ from a fresh restore");
+    for c in manifest(&img2)["chunks"].as_array().unwrap() {
+        let (o, n) = (c["offset"].as_u64().unwrap() as usize, c["len"].as_u64().unwrap() as usize);
+        assert!(a[o..o + n] == b[o..o + n], "the delta restore differs from a fresh one at byte {o}");
+    }
+    fs::remove_file(&t2).unwrap();
 }
 
 /// `restore --rescue`: a damaged chunk is listed, its place is zeroed, every other chunk is
