@@ -172,3 +172,93 @@ fn ntfs_data_partition_shrinks_onto_a_smaller_disk() {
     drop(src);
     assert_eq!(sha256(&src_img), before, "the source was written");
 }
+
+fn blkid(dev: &str, tag: &str) -> String {
+    run("blkid", &["-p", "-s", tag, "-o", "value", dev]).trim().to_string()
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"))
+}
+
+#[test]
+fn leaving_out_a_data_partition_named_in_fstab_leaves_no_trace() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = t.path().join("src.img");
+    run("truncate", &["-s", "400M", src_img.to_str().unwrap()]);
+    let l = Loop::new(&src_img, 512);
+    run("sgdisk", &["-n", "1:1M:+64M", "-t", "1:ef00", "-c", "1:ESP", "-n", "2:0:+160M", "-t", "2:8304", "-c", "2:root", "-n", "3:0:+96M", "-t", "3:8300", "-c", "3:data", "-n", "4:0:+32M", "-t", "4:8200", "-c", "4:swap", &l.0]);
+    run("mkfs.fat", &["-F", "32", "-n", "ESP", &l.part(1)]);
+    run("mkfs.ext4", &["-q", "-F", "-L", "root", &l.part(2)]);
+    run("mkfs.ext4", &["-q", "-F", "-L", "data", &l.part(3)]);
+    run("mkswap", &["-L", "swap", &l.part(4)]);
+    let (esp, root, data, swap) = (blkid(&l.part(1), "UUID"), blkid(&l.part(2), "UUID"), blkid(&l.part(3), "UUID"), blkid(&l.part(4), "UUID"));
+    let data_partuuid = blkid(&l.part(3), "PART_ENTRY_UUID");
+    assert!(!data.is_empty() && data_partuuid.len() == 36, "{data} {data_partuuid}");
+    let mnt = t.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    // The data partition holds a marker that must not reach the target.
+    const MARKER: &str = "sysclone-left-out-partition-marker-7d1f";
+    run("mount", &[&l.part(3), mnt.to_str().unwrap()]);
+    fs::write(mnt.join("marker.txt"), MARKER.repeat(100)).unwrap();
+    fill_tree(&mnt.join("d"), 1 << 20, 5);
+    run("umount", &[mnt.to_str().unwrap()]);
+    run("mount", &[&l.part(2), mnt.to_str().unwrap()]);
+    fill_tree(&mnt.join("usr"), 2 << 20, 6);
+    fs::create_dir_all(mnt.join("etc")).unwrap();
+    let fstab_lines = [
+        format!("UUID={root} / ext4 errors=remount-ro 0 1"),
+        format!("UUID={esp} /boot/efi vfat umask=0077 0 1"),
+        format!("UUID={data} /data ext4 defaults 0 2"),
+        format!("PARTUUID={data_partuuid} /data2 ext4 defaults,nofail 0 2"),
+        format!("UUID={swap} none swap sw 0 0"),
+    ];
+    fs::write(mnt.join("etc/fstab"), fstab_lines.join("\n") + "\n").unwrap();
+    fs::write(mnt.join("etc/crypttab"), format!("# <target> <source> <key> <options>\ncdata PARTUUID={data_partuuid} none luks\n")).unwrap();
+    run("umount", &[mnt.to_str().unwrap()]);
+    l.detach();
+
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "400M", tgt_img.to_str().unwrap()]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0, "--exclude", "3"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "migrate failed:\n{log}");
+    assert!(log.contains("leave out partition 3 \"data\""), "{log}");
+    let rep = json_of(&out);
+    let boot = &rep["bootability"];
+    assert_eq!(boot["errors"].as_array().map(Vec::len), Some(0), "bootability check: {boot:#}");
+    let changes = rep["references"].as_array().expect("references");
+    let commented: Vec<(String, u64)> = changes.iter().map(|c| (c["file"].as_str().unwrap().to_string(), c["line"].as_u64().unwrap())).collect();
+    assert_eq!(commented, [("etc/fstab".to_string(), 3), ("etc/fstab".to_string(), 4), ("etc/crypttab".to_string(), 2)], "{changes:#?}");
+
+    // No partition of the target is the data partition, by number, name, GUID or UUID.
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    let table = run("sgdisk", &["-p", &tgt.0]);
+    let rows = table.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).count();
+    assert!(!table.contains("data") && rows == 3, "{table}");
+    for n in 1..=3 {
+        let p = tgt.part(n);
+        assert_ne!(blkid(&p, "PART_ENTRY_UUID").to_ascii_lowercase(), data_partuuid.to_ascii_lowercase(), "partition {n}");
+        assert_ne!(run("blkid", &["-p", "-o", "value", "-s", "UUID", &p]).trim(), data, "partition {n}");
+    }
+    assert_eq!(blkid(&tgt.part(2), "UUID"), root);
+    let grep = Command::new("grep").args(["-q", "-a", MARKER, tgt_img.to_str().unwrap()]).status().unwrap();
+    assert!(!grep.success(), "the left-out partition's data reached the target");
+
+    // The clone's fstab: the data lines are comments now, the others as they were.
+    run("e2fsck", &["-fn", &tgt.part(2)]);
+    run("mount", &["-o", "ro", &tgt.part(2), mnt.to_str().unwrap()]);
+    let fstab = fs::read_to_string(mnt.join("etc/fstab")).unwrap();
+    let crypttab = fs::read_to_string(mnt.join("etc/crypttab")).unwrap();
+    run("umount", &[mnt.to_str().unwrap()]);
+    let mark = "# sysclone: left out of the clone: ";
+    let want: Vec<String> = fstab_lines.iter().enumerate().map(|(i, l)| if i == 2 || i == 3 { format!("{mark}{l}") } else { l.clone() }).collect();
+    assert_eq!(fstab, want.join("\n") + "\n");
+    assert_eq!(crypttab, format!("# <target> <source> <key> <options>\n{mark}cdata PARTUUID={data_partuuid} none luks\n"));
+}
