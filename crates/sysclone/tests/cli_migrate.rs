@@ -1,5 +1,6 @@
-//! `sysclone migrate` on real loop devices: shrink onto a smaller disk, grow onto a larger
-//! one, leave a partition out, refuse a disk too small — filesystems checked by their own
+//! `sysclone migrate` on real loop devices: shrink ext4, NTFS and btrfs onto a smaller disk,
+//! grow onto a larger one, leave a partition out (and its fstab/crypttab lines), refuse a
+//! disk too small and an XFS that would have to shrink — filesystems checked by their own
 //! tools, files compared, the source hashed before and after.
 
 use std::fs;
@@ -261,4 +262,80 @@ fn leaving_out_a_data_partition_named_in_fstab_leaves_no_trace() {
     let want: Vec<String> = fstab_lines.iter().enumerate().map(|(i, l)| if i == 2 || i == 3 { format!("{mark}{l}") } else { l.clone() }).collect();
     assert_eq!(fstab, want.join("\n") + "\n");
     assert_eq!(crypttab, format!("# <target> <source> <key> <options>\n{mark}cdata PARTUUID={data_partuuid} none luks\n"));
+}
+
+/// An ESP and one data partition of `fs` (made by `mkfs`, filled through a kernel mount
+/// with ~60 MiB of files), on a GPT disk image of `size`. Returns the image.
+fn data_disk(dir: &Path, size: &str, part_size: &str, mkfs: &[&str]) -> PathBuf {
+    let img = dir.join("src.img");
+    run("truncate", &["-s", size, img.to_str().unwrap()]);
+    let l = Loop::new(&img, 512);
+    run("sgdisk", &["-n", "1:1M:+32M", "-t", "1:ef00", "-c", "1:ESP", "-n", &format!("2:0:+{part_size}"), "-t", "2:8300", "-c", "2:data", &l.0]);
+    run("mkfs.fat", &["-F", "32", "-n", "ESP", &l.part(1)]);
+    let mut args = mkfs[1..].to_vec();
+    let p2 = l.part(2);
+    args.push(&p2);
+    run(mkfs[0], &args);
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    run("mount", &[&p2, mnt.to_str().unwrap()]);
+    for d in 0..5 {
+        fill_tree(&mnt.join(format!("d{d}")), 4 << 20, 20 + d);
+    }
+    run("umount", &[mnt.to_str().unwrap()]);
+    img
+}
+
+#[test]
+fn btrfs_data_partition_shrinks_onto_a_smaller_disk() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = data_disk(t.path(), "560M", "500M", &["mkfs.btrfs", "-q", "-f", "-L", "data"]);
+    let before = sha256(&src_img);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "360M", tgt_img.to_str().unwrap()]);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let want = tree_digest(&src.part(2), t.path(), false);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "migrate failed:\n{log}");
+    assert!(log.contains("btrfs shrunk"), "{log}");
+    let v = run("sgdisk", &["-v", &tgt.0]);
+    assert!(v.contains("No problems found"), "{v}");
+    run("btrfs", &["check", "--readonly", "--check-data-csum", &tgt.part(2)]);
+    // The filesystem fits its new partition.
+    let part = run("blockdev", &["--getsize64", &tgt.part(2)]).trim().parse::<u64>().unwrap();
+    assert!(part < 340 << 20, "partition 2 is {part} bytes");
+    let show = run("btrfs", &["inspect-internal", "dump-super", &tgt.part(2)]);
+    let total: u64 = show.lines().find(|l| l.starts_with("dev_item.total_bytes")).and_then(|l| l.split_whitespace().last()).unwrap().parse().unwrap();
+    assert!(total <= part, "btrfs device size {total} > partition {part}");
+    assert_eq!(tree_digest(&tgt.part(2), t.path(), false), want, "btrfs files differ");
+    drop(src);
+    assert_eq!(sha256(&src_img), before, "the source was written");
+}
+
+#[test]
+fn xfs_that_would_have_to_shrink_is_refused_with_the_minimum_size() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let src_img = data_disk(t.path(), "400M", "340M", &["mkfs.xfs", "-q", "-f", "-L", "data"]);
+    let tgt_img = t.path().join("tgt.img");
+    run("truncate", &["-s", "300M", tgt_img.to_str().unwrap()]);
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=300", "conv=notrunc", "status=none"]);
+    let before = sha256(&tgt_img);
+    let src = Loop::with_args(&src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
+    assert!(!out.status.success(), "an XFS shrink was not refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("XFS cannot be shrunk"), "{err}");
+    // ESP (32 MiB from 1 MiB) + the XFS partition as it is (340 MiB) + the backup GPT.
+    let min = err.split("minimum target size: ").nth(1).and_then(|s| s.split(" (").nth(1)).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<u64>().ok());
+    let min = min.unwrap_or_else(|| panic!("no minimum target size in bytes:\n{err}"));
+    assert!(min >= (373 << 20) && min <= (376 << 20), "minimum target size {min}:\n{err}");
+    drop(tgt);
+    assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
 }
