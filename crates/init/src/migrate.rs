@@ -313,8 +313,15 @@ pub fn execute_migration(
     }
     tgt.sync_all()?;
     let (ids, refs) = if new_identities || !left_out.is_empty() { references_on_target(plan, layout, tgt, new_identities, left_out)? } else { (Vec::new(), Vec::new()) };
-    // The new table: backup, then primary, then sector 0.
-    let gpt = plan.gpt_bytes()?;
+    // The new table: backup, then primary, then sector 0, which keeps the source's boot code
+    // (BIOS loaders put their first stage in sector 0's first 440 bytes).
+    let mut gpt = plan.gpt_bytes()?;
+    let mut code = [0u8; 440];
+    src.read_exact_at(&mut code, 0).context("reading the source's boot code (sector 0)")?;
+    if code.iter().any(|&b| b != 0) {
+        say("sector 0: the source's boot code (440 bytes) is kept in the protective MBR");
+    }
+    gpt.lba0[..440].copy_from_slice(&code);
     let mut w = tgt.try_clone()?;
     gpt.write_to(&mut w).context("writing the target's partition table")?;
     tgt.sync_all()?;

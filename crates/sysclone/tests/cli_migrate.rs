@@ -101,6 +101,9 @@ fn grow_onto_a_larger_disk_and_leave_out_swap() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let src_img = system_disk(t.path(), "400M", "300M");
+    // BIOS boot code in sector 0 (a GRUB-style first stage): the clone keeps it.
+    let code: Vec<u8> = (0..440u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::OpenOptions::new().write(true).open(&src_img).and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &code, 0)).unwrap();
     let tgt_img = t.path().join("tgt.img");
     run("truncate", &["-s", "900M", tgt_img.to_str().unwrap()]);
     let src = Loop::with_args(&src_img, &["--read-only"]);
@@ -117,6 +120,11 @@ fn grow_onto_a_larger_disk_and_leave_out_swap() {
     assert!(part2 > 800 << 20, "root did not take the new space: {part2}");
     assert!(block_count(&tgt.part(2)) > part2 - (8 << 20), "the filesystem was not grown to its partition");
     assert_eq!(tree_digest(&tgt.part(2), t.path(), false), want_root);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("boot code (440 bytes) is kept"));
+    let mut lba0 = [0u8; 512];
+    std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(&tgt_img).unwrap(), &mut lba0, 0).unwrap();
+    assert_eq!(&lba0[..440], &code[..], "the boot code of sector 0 was not kept");
+    assert_eq!((lba0[450], lba0[510], lba0[511]), (0xEE, 0x55, 0xAA), "protective MBR");
 }
 
 #[test]
