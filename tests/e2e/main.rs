@@ -234,10 +234,11 @@ fn disks_on_every_bus_are_seen_as_they_are() {
     assert!(by_serial("SCSI1")["model"].as_str().unwrap().contains("TWIN"));
 }
 
-/// `boot_entry = "next"` with a smart, verified clone: the source's own entry (seeded first
-/// in BootOrder, as an installed system has one) gets a twin for the clone; the first boot
-/// goes to the clone's entry (BootNext), the one after that to the unchanged BootOrder again,
-/// that is to the source.
+/// `boot_entry = "next"` with a smart, verified clone: the first boot goes to the clone's
+/// entry (BootNext), the one after that to BootOrder again, which the job left as it was.
+/// The source's own entry is put first in that order after the job ran (as an installed
+/// system's is; before, OVMF would have deleted it: the stick's run has a `bootindex`), so
+/// the second boot must start the source.
 #[test]
 fn boot_next_tries_the_clone_once() {
     let Scene { a, work, src, tgt, stick } = Scene::new("rescue-next", "200M");
@@ -246,8 +247,6 @@ fn boot_next_tries_the_clone_once() {
     let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
 
     let mut m = Machine::new(w, "next1");
-    let source_entry = load_option("fixture", 1, FIXTURE_ESP.0, FIXTURE_ESP.1, &esp_uuid, "\\EFI\\systemd\\systemd-bootx64.efi", &[]);
-    seed_vars(&m.vars, SEEDED, &source_entry, "BootOrder");
     m.usb_boot(&stick);
     m.disk(Disk::nvme(&src, "SRC1"));
     m.disk(Disk::virtio(&tgt, "TGT1"));
@@ -259,18 +258,19 @@ fn boot_next_tries_the_clone_once() {
     let n = u16s(next)[0];
     let order = u16s(var(&vars, "BootOrder").unwrap());
     assert!(!order.contains(&n), "with boot_entry = \"next\" the job must not touch BootOrder: {order:04X?}");
-    assert!(order.contains(&SEEDED), "the source's entry left BootOrder: {order:04X?}");
-    assert_eq!(boot_description(var(&vars, &format!("Boot{n:04X}")).unwrap()), "fixture (clone on TGT1)");
-    assert_eq!(var(&vars, &format!("Boot{SEEDED:04X}")), Some(hex(&source_entry).as_str()), "the source's entry changed");
+    assert_eq!(boot_description(var(&vars, &format!("Boot{n:04X}")).unwrap()), "sysclone clone on TGT1");
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
 
+    // The source's entry, first in the order the job left.
+    let mut m2 = Machine::with_vars(w, "next2", &m.vars);
+    let source_entry = load_option("fixture", 1, FIXTURE_ESP.0, FIXTURE_ESP.1, &esp_uuid, "\\EFI\\systemd\\systemd-bootx64.efi", &[]);
+    let order: Vec<u16> = std::iter::once(SEEDED).chain(order).collect();
+    seed_vars(&m2.vars, SEEDED, &source_entry, "BootOrder", &order);
+    assert_eq!(var(&firmware_vars(&m2.vars), "BootNext"), Some(next), "BootNext kept");
+
     // First boot: BootNext, the clone's entry.
-    let m2 = {
-        let mut m2 = Machine::with_vars(w, "next2", &m.vars);
-        m2.disk(Disk::virtio(&tgt, "TGT1"));
-        m2
-    };
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
     let log2 = m2.run(600);
     let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
     assert_eq!(field(check, "bootcurrent"), format!("{n:04X}"), "{check}");
@@ -278,10 +278,9 @@ fn boot_next_tries_the_clone_once() {
     assert_eq!(field(check, "root-sha256"), expect_root, "{check}");
     assert!(var(&firmware_vars(&m2.vars), "BootNext").is_none(), "the firmware keeps BootNext after using it");
 
-    // Second boot: BootOrder again (unchanged by the job), which starts the source's entry.
-    // Only the source is attached: the clone has the source's GUIDs, so with both disks no
-    // one could tell which of them an HD() path reached; had the job put the clone's entry
-    // first, the firmware would start that entry here (its HD() matches the source too).
+    // Second boot: BootOrder (the job's part of it is checked above: the clone's entry is not
+    // in it), which starts with the source's entry. Only the source is attached: the clone
+    // has the source's GUIDs, so with both disks an HD() path could reach either.
     let mut m3 = Machine::with_vars(w, "next3", &m2.vars);
     m3.disk(Disk::nvme(&src, "SRC1"));
     let check = line_with(&m3.run(600), "SYSCLONE-BOOTCHECK").to_string();
@@ -322,6 +321,19 @@ fn migrated_systems_boot_smaller_and_on_4k_sectors() {
             assert!(log.contains("rebuilt for 4096-byte sectors"), "{name}:\n{log}");
         }
         let entry = boot_entry_of(&log);
+        // The job's report, kept on the stick: the offline check passed, and the NVRAM space
+        // the kernel reports was checked (or the report says it was not reported).
+        let report = stick_report(&stick);
+        assert_eq!(report["bootability"]["errors"], serde_json::json!([]), "{name}: {report:#}");
+        let boot = &report["boot"];
+        assert_eq!(boot["created"][0]["name"], format!("Boot{entry}"), "{name}: {boot:#}");
+        match boot["space"].as_object() {
+            Some(space) => {
+                let (total, free) = (space["total_bytes"].as_u64().unwrap(), space["free_bytes"].as_u64().unwrap());
+                assert!(free > 0 && free <= total, "{name}: NVRAM space {space:?}");
+            }
+            None => assert!(boot["notes"].to_string().contains("free NVRAM space not reported"), "{name}: {boot:#}"),
+        }
         let vars = firmware_vars(&m.vars);
         assert_eq!(format!("{:04X}", u16s(var(&vars, "BootOrder").expect("BootOrder"))[0]), entry, "{name}: the clone's entry is not first");
         let hd = hd_node(var(&vars, &format!("Boot{entry}")).expect("the clone's entry"));
@@ -392,7 +404,7 @@ fn migrated_clone_with_new_identities_boots_beside_its_source() {
     // an entry for the source's ESP), it boots from its own ESP and root.
     let mut m3 = Machine::with_vars(w, "new3", &m2.vars);
     let source_entry = load_option("fixture", 1, FIXTURE_ESP.0, FIXTURE_ESP.1, &esp_uuid, "\\EFI\\systemd\\systemd-bootx64.efi", &[]);
-    seed_vars(&m3.vars, SEEDED, &source_entry, "BootNext");
+    seed_vars(&m3.vars, SEEDED, &source_entry, "BootNext", &[SEEDED]);
     m3.disk(Disk::nvme(&src, "SRC1"));
     m3.disk(Disk::virtio(&tgt, "TGT1"));
     let check = line_with(&m3.run(600), "SYSCLONE-BOOTCHECK").to_string();
@@ -446,16 +458,27 @@ fn load_option(desc: &str, part: u32, start: u64, size: u64, guid: &str, path: &
 }
 
 /// Writes Boot`number` = `option` into the variable store `vars` and sets `order_var`
-/// (`BootOrder` or `BootNext`) to that entry alone (virt-fw-vars).
-fn seed_vars(vars: &Path, number: u16, option: &[u8], order_var: &str) {
+/// (`BootOrder` or `BootNext`) to `order` (virt-fw-vars). Only between runs without a QEMU
+/// `bootindex`: with one, OVMF deletes every `HD()` entry that does not match it.
+fn seed_vars(vars: &Path, number: u16, option: &[u8], order_var: &str, order: &[u16]) {
     const GLOBAL: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+    let order: Vec<u8> = order.iter().flat_map(|n| n.to_le_bytes()).collect();
     let doc = serde_json::json!({"version": 2, "variables": [
         {"name": format!("Boot{number:04X}"), "guid": GLOBAL, "attr": 7, "data": hex(option)},
-        {"name": order_var, "guid": GLOBAL, "attr": 7, "data": hex(&number.to_le_bytes())},
+        {"name": order_var, "guid": GLOBAL, "attr": 7, "data": hex(&order)},
     ]});
     let json = vars.with_extension("seed.json");
     fs::write(&json, doc.to_string()).unwrap();
     run("virt-fw-vars", &["--inplace", vars.to_str().unwrap(), "--set-json", json.to_str().unwrap()]);
+}
+
+/// The JSON report of the job that ran from `stick` (kept beside its log on the stick's ESP).
+fn stick_report(stick: &Path) -> serde_json::Value {
+    let at = format!("{}@@1M", stick.display());
+    let logs = run("mdir", &["-b", "-i", &at, "::/sysclone/logs"]);
+    let json = logs.lines().find(|l| l.ends_with("-ok.json")).unwrap_or_else(|| panic!("no report on the stick: {logs}"));
+    let text = run("mtype", &["-i", &at, &format!("::{}", json.trim_start_matches(':'))]);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the report is not JSON ({e}): {text}"))
 }
 
 /// The `XXXX` of the console's `boot entry BootXXXX …` line.
@@ -541,7 +564,7 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
             ("#", "efibootmgr -q -c -d /dev/vda -p 1 -L FromEfibootmgr -l '\\EFI\\systemd\\systemd-bootx64.efi' -u 'quiet splash=1'; echo MARK-A0"),
             ("MARK-A0", "printf '\\001\\002\\376\\377' > /tmp/od.bin; efibootmgr -q -c -d /dev/vda -p 1 -L RawDataEntry -l '\\EFI\\BOOT\\BOOTX64.EFI' -@ /tmp/od.bin; echo MARK-A"),
             ("MARK-A", "/init boot create --disk serial=SRC1 --part 1 --loader '\\EFI\\BOOT\\BOOTX64.EFI' --label FromSysclone --args 'console=ttyS0 quiet' > /dev/null; echo MARK-B"),
-            ("MARK-B", "efibootmgr -v | sed 's/^/EFIBOOTMGR /'; /init boot list -v | sed 's/^/SYSCLONE /'; echo MARK-C"),
+            ("MARK-B", "efibootmgr -v | sed 's/^/EFIBOOTMGR /'; /init boot list -v | sed 's/^/SYSCLONE /'; /init boot list --json | sed 's/^/SYSJSON /'; echo MARK-C"),
             ("MARK-C", "poweroff -f"),
         ],
     );
@@ -550,13 +573,23 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
         l[prefix.len()..].trim().to_string()
     };
     let norm = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
-    // Optional data (loader arguments as UCS-2, raw bytes) is shown after the path by both.
-    for (label, data) in [("FromEfibootmgr", "quiet splash=1"), ("RawDataEntry", "0102feff"), ("FromSysclone", "console=ttys0 quiet")] {
+    let json: String = log.lines().filter_map(|l| l.strip_prefix("SYSJSON ")).collect::<Vec<_>>().join("\n");
+    let listing: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("boot list --json ({e}):\n{json}"));
+    // Optional data (loader arguments as UCS-2, raw bytes) follows the path in both. sysclone
+    // shows arguments as text and other bytes as hex (and the bytes in JSON); efibootmgr 17
+    // shows every byte, '.' for those outside 32..=127: compare the bytes that way.
+    for (label, shown, bytes) in [("FromEfibootmgr", "quiet splash=1", "q.u.i.e.t. .s.p.l.a.s.h.=.1."), ("RawDataEntry", "0102feff", "...."), ("FromSysclone", "console=ttys0 quiet", "c.o.n.s.o.l.e.=.t.t.y.s.0. .q.u.i.e.t.")] {
         let ours = norm(lines("SYSCLONE ", label));
         let theirs = norm(lines("EFIBOOTMGR ", label));
+        let path_end = |s: &str| s.rfind(')').map_or(s.len(), |i| i + 1);
         assert!(ours.contains("hd(1,gpt,") && ours.contains("file("), "{ours}");
-        assert!(ours.contains(data), "{label}: no optional data {data:?} in {ours}");
-        assert_eq!(ours, theirs, "{label}: sysclone and efibootmgr disagree");
+        assert_eq!(&ours[path_end(&ours)..], shown, "{label}: optional data as sysclone shows it: {ours}");
+        assert_eq!(&ours[..path_end(&ours)], &theirs[..path_end(&theirs)], "{label}: sysclone and efibootmgr disagree");
+        let entry = listing["entries"].as_array().unwrap().iter().find(|e| e["description"] == label).unwrap_or_else(|| panic!("{label} not in {listing:#}"));
+        let hex = entry["optional_data"].as_str().unwrap();
+        let dotted: String = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).map(|b| if (32..=127).contains(&b) { b as char } else { '.' }).collect();
+        assert_eq!(norm(dotted.clone()), bytes, "{label}: the bytes sysclone read");
+        assert_eq!(&theirs[path_end(&theirs)..], bytes, "{label}: the bytes efibootmgr read");
     }
     // OVMF's own entries (firmware volume paths) read the same too, up to our attribute note.
     for label in ["UiApp", "EFI Internal Shell", "BootOrder", "BootCurrent"] {
