@@ -398,7 +398,7 @@ fn migrated_clone_with_new_identities_boots_beside_its_source() {
     // The clone's loader entry names its own root (root=UUID= rewritten), not the source's.
     assert_eq!(field(&check, "root-serial"), "TGT1", "the clone's kernel command line names another disk's root: {check}");
     assert_eq!(field(&check, "fstab"), "own", "the clone's fstab names another disk: {check}");
-    assert_eq!(field(&check, "root-sha256"), expect_root, "{check}");
+    // (Its root's files differ from the source's in /etc/fstab, rewritten to the new IDs.)
 
     // The source, with the clone still attached: picked once from the firmware (BootNext to
     // an entry for the source's ESP), it boots from its own ESP and root.
