@@ -127,24 +127,31 @@ fn grow_onto_a_larger_disk_and_leave_out_swap() {
     assert_eq!((lba0[450], lba0[510], lba0[511]), (0xEE, 0x55, 0xAA), "protective MBR");
 }
 
+/// Migrates `src_img` onto a target of `mib` MiB of random bytes, which must be refused
+/// without a byte of the target written; returns stderr.
+fn refused(dir: &Path, src_img: &Path, mib: u32) -> String {
+    let tgt_img = dir.join("tgt.img");
+    run("truncate", &["-s", &format!("{mib}M"), tgt_img.to_str().unwrap()]);
+    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", &format!("count={mib}"), "conv=notrunc", "status=none"]);
+    let before = sha256(&tgt_img);
+    let src = Loop::with_args(src_img, &["--read-only"]);
+    let tgt = Loop::new(&tgt_img, 512);
+    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "not refused:\n{err}");
+    drop(tgt);
+    assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
+    err
+}
+
 #[test]
 fn refuses_a_disk_too_small_and_says_the_minimum() {
     require_root();
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let src_img = system_disk(t.path(), "400M", "300M");
-    let tgt_img = t.path().join("tgt.img");
-    run("truncate", &["-s", "96M", tgt_img.to_str().unwrap()]);
-    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=96", "conv=notrunc", "status=none"]);
-    let before = sha256(&tgt_img);
-    let src = Loop::with_args(&src_img, &["--read-only"]);
-    let tgt = Loop::new(&tgt_img, 512);
-    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(t.path(), &src_img, 96);
     assert!(err.contains("minimum target size"), "{err}");
-    drop(tgt);
-    assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
 }
 
 #[test]
@@ -330,20 +337,10 @@ fn xfs_that_would_have_to_shrink_is_refused_with_the_minimum_size() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let src_img = data_disk(t.path(), "400M", "340M", &["mkfs.xfs", "-q", "-f", "-L", "data"]);
-    let tgt_img = t.path().join("tgt.img");
-    run("truncate", &["-s", "300M", tgt_img.to_str().unwrap()]);
-    run("dd", &["if=/dev/urandom", &format!("of={}", tgt_img.display()), "bs=1M", "count=300", "conv=notrunc", "status=none"]);
-    let before = sha256(&tgt_img);
-    let src = Loop::with_args(&src_img, &["--read-only"]);
-    let tgt = Loop::new(&tgt_img, 512);
-    let out = migrate(&["--source", &src.0, "--target", &tgt.0]);
-    assert!(!out.status.success(), "an XFS shrink was not refused");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(t.path(), &src_img, 300);
     assert!(err.contains("XFS cannot be shrunk"), "{err}");
     // ESP (32 MiB from 1 MiB) + the XFS partition as it is (340 MiB) + the backup GPT.
     let min = err.split("minimum target size: ").nth(1).and_then(|s| s.split(" (").nth(1)).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<u64>().ok());
     let min = min.unwrap_or_else(|| panic!("no minimum target size in bytes:\n{err}"));
     assert!(min >= (373 << 20) && min <= (376 << 20), "minimum target size {min}:\n{err}");
-    drop(tgt);
-    assert_eq!(sha256(&tgt_img), before, "a refused migration wrote the target");
 }
