@@ -351,12 +351,16 @@ fn the_rescue_shell_knows_its_boot_medium() {
 }
 
 /// `boot_entry = "next"` with a smart, verified clone: the first boot goes to the clone's
-/// entry (BootNext), the one after that to the unchanged BootOrder again.
+/// entry (BootNext), the one after that to BootOrder again, which the job left as it was.
+/// The source's own entry is put first in that order after the job ran (as an installed
+/// system's is; before, OVMF would have deleted it: the stick's run has a `bootindex`), so
+/// the second boot must start the source.
 #[test]
 fn boot_next_tries_the_clone_once() {
     let Scene { a, work, src, tgt, stick } = Scene::new("rescue-next", "200M");
     let w = work.path();
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
+    let esp_uuid = fs::read_to_string(a.join("fixture/esp-partuuid")).unwrap().trim().to_string();
 
     let mut m = Machine::new(w, "next1");
     m.usb_boot(&stick);
@@ -374,32 +378,38 @@ fn boot_next_tries_the_clone_once() {
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
 
+    // The source's entry, first in the order the job left.
+    let mut m2 = Machine::with_vars(w, "next2", &m.vars);
+    let source_entry = load_option("fixture", 1, FIXTURE_ESP.0, FIXTURE_ESP.1, &esp_uuid, "\\EFI\\systemd\\systemd-bootx64.efi", &[]);
+    let order: Vec<u16> = std::iter::once(SEEDED).chain(order).collect();
+    seed_vars(&m2.vars, SEEDED, &source_entry, "BootOrder", &order);
+    assert_eq!(var(&firmware_vars(&m2.vars), "BootNext"), Some(next), "BootNext kept");
+
     // First boot: BootNext, the clone's entry.
-    let m2 = {
-        let mut m2 = Machine::with_vars(w, "next2", &m.vars);
-        m2.disk(Disk::virtio(&tgt, "TGT1"));
-        m2
-    };
+    m2.disk(Disk::virtio(&tgt, "TGT1"));
     let log2 = m2.run(600);
     let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
     assert_eq!(field(check, "bootcurrent"), format!("{n:04X}"), "{check}");
+    assert_eq!(field(check, "serial"), "TGT1", "{check}");
     assert_eq!(field(check, "root-sha256"), expect_root, "{check}");
     assert!(var(&firmware_vars(&m2.vars), "BootNext").is_none(), "the firmware keeps BootNext after using it");
 
-    // Second boot: back to BootOrder (unchanged by the job), which does not start with the
-    // clone's entry. The firmware names what it starts; stop there. (Under QEMU, OVMF pruned
-    // the source's own auto-created entry when the stick was given a bootindex, so what it
-    // starts here is the next entry of the old order, not the source disk.)
+    // Second boot: BootOrder (the job's part of it is checked above: the clone's entry is not
+    // in it), which starts with the source's entry. Only the source is attached: the clone
+    // has the source's GUIDs, so with both disks an HD() path could reach either.
     let mut m3 = Machine::with_vars(w, "next3", &m2.vars);
     m3.disk(Disk::nvme(&src, "SRC1"));
-    m3.disk(Disk::virtio(&tgt, "TGT1"));
-    let log3 = m3.run_until(600, Some("BdsDxe: starting Boot"));
-    let started = line_with(&log3, "BdsDxe: starting Boot");
-    assert!(!started.contains(&format!("Boot{n:04X}")), "the clone's entry was booted again: {started}");
+    let check = line_with(&m3.run(600), "SYSCLONE-BOOTCHECK").to_string();
+    assert_eq!(field(&check, "bootcurrent"), format!("{SEEDED:04X}"), "the source's entry was not the one started: {check}");
+    assert_eq!((field(&check, "serial"), field(&check, "root-serial")), ("SRC1", "SRC1"), "{check}");
+    assert_eq!(field(&check, "root-sha256"), expect_root, "{check}");
 }
 
 /// Migrate the fixture system onto a smaller disk (root shrunk) and onto a larger 4Kn disk
-/// (root grown, ESP rebuilt for 4096-byte sectors); each clone boots alone with its files.
+/// (root grown, ESP rebuilt for 4096-byte sectors); each clone is checked on the host
+/// (`sgdisk -v`, `fsck.fat -n`, `e2fsck -fn` on a loop device with the disk's sector size),
+/// its boot entry names its ESP (GUID, start and size in its own sectors), and it boots alone
+/// through that entry with its files.
 #[test]
 fn migrated_systems_boot_smaller_and_on_4k_sectors() {
     let a = artifacts();
@@ -423,16 +433,54 @@ fn migrated_systems_boot_smaller_and_on_4k_sectors() {
         assert_eq!(run("sha256sum", &[src.to_str().unwrap()]), src_before, "{name}: the source changed");
         if lbs == 512 {
             assert!(log.contains("shrunk"), "{name}: no shrink reported:\n{log}");
-            let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
-            assert!(v.contains("No problems found"), "{name}: {v}");
         } else {
             assert!(log.contains("rebuilt for 4096-byte sectors"), "{name}:\n{log}");
         }
+        let entry = boot_entry_of(&log);
+        // The job's report, kept on the stick: the offline check passed, and the NVRAM space
+        // was checked (Debian's 6.1 kernel reports OVMF's through efivarfs' statfs: about
+        // 256 KiB, most of it free).
+        let report = stick_report(&stick);
+        assert_eq!(report["bootability"]["errors"], serde_json::json!([]), "{name}: {report:#}");
+        let boot = &report["boot"];
+        assert_eq!(boot["created"][0]["name"], format!("Boot{entry}"), "{name}: {boot:#}");
+        let space = boot["space"].as_object().unwrap_or_else(|| panic!("{name}: no NVRAM space in the report: {boot:#}"));
+        let (total, free) = (space["total_bytes"].as_u64().unwrap(), space["free_bytes"].as_u64().unwrap());
+        assert!(free > 4096 && free <= total && total >= 64 << 10, "{name}: NVRAM space {space:?}");
+        let vars = firmware_vars(&m.vars);
+        assert_eq!(format!("{:04X}", u16s(var(&vars, "BootOrder").expect("BootOrder"))[0]), entry, "{name}: the clone's entry is not first");
+        let hd = hd_node(var(&vars, &format!("Boot{entry}")).expect("the clone's entry"));
+
+        // The target on the host, with its own sector size.
+        let t = sysclone_testutil::Loop::new(&tgt, lbs);
+        let v = run("sgdisk", &["-v", &t.0]);
+        assert!(v.contains("No problems found"), "{name}: {v}");
+        let esp = part_geometry(&t.0, 1);
+        assert_eq!(hd, (1, esp.0, esp.1, esp.2.clone()), "{name}: the boot entry's HD() is not the target's ESP in {lbs}-byte sectors");
+        run("fsck.fat", &["-n", &t.part(1)]);
+        run("e2fsck", &["-fn", &t.part(2)]);
+        assert_eq!(run("blkid", &["-p", "-s", "TYPE", "-o", "value", &t.part(3)]).trim(), "swap", "{name}: swap");
+        let disk_bytes = fs::metadata(&tgt).unwrap().len();
+        let (root, swap) = (part_geometry(&t.0, 2), part_geometry(&t.0, 3));
+        let root_bytes = root.1 * lbs as u64;
+        let fs_bytes = ext4_bytes(&t.part(2));
+        assert!(fs_bytes <= root_bytes && fs_bytes + (4 << 20) > root_bytes, "{name}: ext4 of {fs_bytes} bytes in a partition of {root_bytes}");
+        let swap_end = (swap.0 + swap.1) * lbs as u64;
+        assert!(disk_bytes - swap_end < 2 << 20, "{name}: {} bytes unused at the end", disk_bytes - swap_end);
+        if lbs == 4096 {
+            assert!(root_bytes > 300 << 20, "{name}: root did not take the new space: {root_bytes}");
+        } else {
+            assert!(root_bytes < 64 << 20, "{name}: root was not shrunk: {root_bytes}");
+        }
+        drop(t);
+
         let mut m2 = Machine::with_vars(w, &format!("{name}2"), &m.vars);
         m2.disk(if lbs == 4096 { Disk::virtio_4k(&tgt, "TGT1") } else { Disk::virtio(&tgt, "TGT1") });
         let log2 = m2.run(600);
         let check = line_with(&log2, "SYSCLONE-BOOTCHECK");
         assert_eq!(field(check, "serial"), "TGT1", "{name}: {check}");
+        assert_eq!(field(check, "bootcurrent"), entry, "{name}: the firmware booted another entry: {check}");
+        assert_eq!(field(check, "fstab"), "own", "{name}: {check}");
         assert_eq!(field(check, "root-sha256"), expect_root, "{name}: {check}");
     }
 }
@@ -460,13 +508,151 @@ fn migrated_clone_with_new_identities_boots_beside_its_source() {
     let check = line_with(&m2.run(600), "SYSCLONE-BOOTCHECK").to_string();
     assert_eq!(field(&check, "serial"), "TGT1", "{check}");
     assert_ne!(field(&check, "partuuid"), esp_uuid, "the clone kept the source's ESP GUID: {check}");
+    // The clone's loader entry names its own root (root=UUID= rewritten), not the source's.
+    assert_eq!(field(&check, "root-serial"), "TGT1", "the clone's kernel command line names another disk's root: {check}");
     assert_eq!(field(&check, "fstab"), "own", "the clone's fstab names another disk: {check}");
+    // (Its root's files differ from the source's in /etc/fstab, rewritten to the new IDs.)
 
-    let mut m3 = Machine::new(w, "new3");
+    // The source, with the clone still attached: picked once from the firmware (BootNext to
+    // an entry for the source's ESP), it boots from its own ESP and root.
+    let mut m3 = Machine::with_vars(w, "new3", &m2.vars);
+    let source_entry = load_option("fixture", 1, FIXTURE_ESP.0, FIXTURE_ESP.1, &esp_uuid, "\\EFI\\systemd\\systemd-bootx64.efi", &[]);
+    seed_vars(&m3.vars, SEEDED, &source_entry, "BootNext", &[SEEDED]);
     m3.disk(Disk::nvme(&src, "SRC1"));
+    m3.disk(Disk::virtio(&tgt, "TGT1"));
     let check = line_with(&m3.run(600), "SYSCLONE-BOOTCHECK").to_string();
-    assert_eq!((field(&check, "serial"), field(&check, "partuuid"), field(&check, "fstab")), ("SRC1", esp_uuid.as_str(), "own"), "{check}");
+    assert_eq!(field(&check, "bootcurrent"), format!("{SEEDED:04X}"), "{check}");
+    assert_eq!((field(&check, "serial"), field(&check, "partuuid"), field(&check, "root-serial"), field(&check, "fstab")), ("SRC1", esp_uuid.as_str(), "SRC1", "own"), "{check}");
     assert_eq!(field(&check, "root-sha256"), expect_root, "{check}");
+}
+
+/// The fixture's ESP (scripts/make-fixture): first LBA and size in 512-byte sectors.
+const FIXTURE_ESP: (u64, u64) = (2048, 64 << 11);
+
+/// The Boot#### number the tests give an entry of their own for the source.
+const SEEDED: u16 = 0x0042;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A GUID's on-disk (mixed-endian) bytes.
+fn guid_bytes(g: &str) -> [u8; 16] {
+    let h: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&g.replace('-', "")[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&[h[3], h[2], h[1], h[0]]);
+    b[4..6].copy_from_slice(&[h[5], h[4]]);
+    b[6..8].copy_from_slice(&[h[7], h[6]]);
+    b[8..].copy_from_slice(&h[8..]);
+    b
+}
+
+/// An active EFI_LOAD_OPTION `HD(part,GPT,guid,start,size)/File(path)` with `data`, encoded
+/// here after the UEFI specification (3.1.3, 10.3.5.1, 10.3.5.4), not by sysclone.
+fn load_option(desc: &str, part: u32, start: u64, size: u64, guid: &str, path: &str, data: &[u8]) -> Vec<u8> {
+    let ucs2 = |s: &str| -> Vec<u8> { s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect() };
+    let mut dp = vec![4, 1, 42, 0];
+    dp.extend(part.to_le_bytes());
+    dp.extend(start.to_le_bytes());
+    dp.extend(size.to_le_bytes());
+    dp.extend(guid_bytes(guid));
+    dp.extend([2, 2]);
+    let file = ucs2(path);
+    dp.extend([4, 4]);
+    dp.extend(((4 + file.len()) as u16).to_le_bytes());
+    dp.extend(file);
+    dp.extend([0x7f, 0xff, 4, 0]);
+    let mut b = 1u32.to_le_bytes().to_vec();
+    b.extend((dp.len() as u16).to_le_bytes());
+    b.extend(ucs2(desc));
+    b.extend(dp);
+    b.extend(data);
+    b
+}
+
+/// Writes Boot`number` = `option` into the variable store `vars` and sets `order_var`
+/// (`BootOrder` or `BootNext`) to `order` (virt-fw-vars). Only between runs without a QEMU
+/// `bootindex`: with one, OVMF deletes every `HD()` entry that does not match it.
+fn seed_vars(vars: &Path, number: u16, option: &[u8], order_var: &str, order: &[u16]) {
+    const GLOBAL: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+    let order: Vec<u8> = order.iter().flat_map(|n| n.to_le_bytes()).collect();
+    let doc = serde_json::json!({"version": 2, "variables": [
+        {"name": format!("Boot{number:04X}"), "guid": GLOBAL, "attr": 7, "data": hex(option)},
+        {"name": order_var, "guid": GLOBAL, "attr": 7, "data": hex(&order)},
+    ]});
+    let json = vars.with_extension("seed.json");
+    fs::write(&json, doc.to_string()).unwrap();
+    run("virt-fw-vars", &["--inplace", vars.to_str().unwrap(), "--set-json", json.to_str().unwrap()]);
+}
+
+/// The JSON report of the job that ran from `stick` (kept beside its log on the stick's ESP).
+fn stick_report(stick: &Path) -> serde_json::Value {
+    let at = format!("{}@@1M", stick.display());
+    let logs = run("mdir", &["-b", "-i", &at, "::/sysclone/logs"]);
+    let json = logs.lines().find(|l| l.ends_with("-ok.json")).unwrap_or_else(|| panic!("no report on the stick: {logs}"));
+    let text = run("mtype", &["-i", &at, &format!("::{}", json.trim_start_matches(':'))]);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the report is not JSON ({e}): {text}"))
+}
+
+/// The `XXXX` of the console's `boot entry BootXXXX …` line.
+fn boot_entry_of(log: &str) -> String {
+    let l = line_with(log, "boot entry Boot");
+    let i = l.find("boot entry Boot").unwrap() + "boot entry Boot".len();
+    l[i..i + 4].to_string()
+}
+
+/// The HD() node of a Boot#### variable (virt-fw-vars hex): partition number, first LBA,
+/// size in LBAs, partition GUID (lowercase).
+fn hd_node(data: &str) -> (u32, u64, u64, String) {
+    let b: Vec<u8> = (0..data.len() / 2).map(|i| u8::from_str_radix(&data[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut i = 6;
+    while u16::from_le_bytes([b[i], b[i + 1]]) != 0 {
+        i += 2;
+    }
+    i += 2;
+    loop {
+        let (t, st, len) = (b[i], b[i + 1], u16::from_le_bytes([b[i + 2], b[i + 3]]) as usize);
+        assert!(t != 0x7f && len >= 4, "no HD() node in {data}");
+        if (t, st) == (4, 1) {
+            let n = &b[i + 4..i + 42];
+            let g = &n[20..36];
+            let guid = format!(
+                "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{}-{}",
+                g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6],
+                hex(&g[8..10]),
+                hex(&g[10..16])
+            );
+            let u64_at = |o: usize| u64::from_le_bytes(n[o..o + 8].try_into().unwrap());
+            return (u32::from_le_bytes(n[..4].try_into().unwrap()), u64_at(4), u64_at(12), guid);
+        }
+        i += len;
+    }
+}
+
+/// First sector, sectors and GUID (lowercase) of partition `n` of `dev`, in its own sectors.
+fn part_geometry(dev: &str, n: u32) -> (u64, u64, String) {
+    let info = run("sgdisk", &["-i", &n.to_string(), dev]);
+    let after = |k: &str| info.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_else(|| panic!("no {k:?} in {info}")).trim().to_string();
+    let num = |k: &str| after(k).split_whitespace().next().unwrap().parse::<u64>().unwrap();
+    (num("First sector:"), num("Partition size:"), after("Partition unique GUID:").to_ascii_lowercase())
+}
+
+/// The tests' own load option encoder and HD() decoder agree (no QEMU needed).
+#[test]
+fn seeded_load_option_decodes() {
+    let g = "0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3";
+    let opt = load_option("fixture", 1, 2048, 131072, g, "\\EFI\\x.efi", b"ab");
+    assert_eq!(&opt[..4], &[1, 0, 0, 0]);
+    assert_eq!(hd_node(&hex(&opt)), (1, 2048, 131072, g.to_string()));
+    assert_eq!(&guid_bytes(g)[..4], &[0x3e, 0x2d, 0x1c, 0x0b]);
+    assert!(opt.ends_with(&[0x7f, 0xff, 4, 0, b'a', b'b']));
+}
+
+/// Bytes of the ext2/3/4 filesystem on `dev` (block count × block size).
+fn ext4_bytes(dev: &str) -> u64 {
+    let info = run("dumpe2fs", &["-h", dev]);
+    let get = |k: &str| -> u64 { info.lines().find(|l| l.starts_with(k)).unwrap_or_else(|| panic!("no {k} in {info}")).split_whitespace().last().unwrap().parse().unwrap() };
+    get("Block count:") * get("Block size:")
 }
 
 /// The rescue image's shell (`sysclone.mode=shell`, image built with `--shell`), driven over
@@ -488,9 +674,10 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
         600,
         &[
             ("disks listed at", ""),
-            ("#", "efibootmgr -q -c -d /dev/vda -p 1 -L FromEfibootmgr -l '\\EFI\\systemd\\systemd-bootx64.efi'; echo MARK-A"),
-            ("MARK-A", "/init boot create --disk serial=SRC1 --part 1 --loader '\\EFI\\BOOT\\BOOTX64.EFI' --label FromSysclone > /dev/null; echo MARK-B"),
-            ("MARK-B", "efibootmgr -v | sed 's/^/EFIBOOTMGR /'; /init boot list -v | sed 's/^/SYSCLONE /'; echo MARK-C"),
+            ("#", "efibootmgr -q -c -d /dev/vda -p 1 -L FromEfibootmgr -l '\\EFI\\systemd\\systemd-bootx64.efi' -u 'quiet splash=1'; echo MARK-A0"),
+            ("MARK-A0", "printf '\\001\\002\\376\\377' > /tmp/od.bin; efibootmgr -q -c -d /dev/vda -p 1 -L RawDataEntry -l '\\EFI\\BOOT\\BOOTX64.EFI' -@ /tmp/od.bin; echo MARK-A"),
+            ("MARK-A", "/init boot create --disk serial=SRC1 --part 1 --loader '\\EFI\\BOOT\\BOOTX64.EFI' --label FromSysclone --args 'console=ttyS0 quiet' > /dev/null; echo MARK-B"),
+            ("MARK-B", "efibootmgr -v | sed 's/^/EFIBOOTMGR /'; /init boot list -v | sed 's/^/SYSCLONE /'; /init boot list --json | sed 's/^/SYSJSON /'; echo MARK-C"),
             ("MARK-C", "poweroff -f"),
         ],
     );
@@ -499,11 +686,23 @@ fn efibootmgr_and_sysclone_agree_on_boot_entries() {
         l[prefix.len()..].trim().to_string()
     };
     let norm = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
-    for label in ["FromEfibootmgr", "FromSysclone"] {
+    let json: String = log.lines().filter_map(|l| l.strip_prefix("SYSJSON ")).collect::<Vec<_>>().join("\n");
+    let listing: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("boot list --json ({e}):\n{json}"));
+    // Optional data (loader arguments as UCS-2, raw bytes) follows the path in both. sysclone
+    // shows arguments as text and other bytes as hex (and the bytes in JSON); efibootmgr 17
+    // shows every byte, '.' for those outside 32..=127: compare the bytes that way.
+    for (label, shown, bytes) in [("FromEfibootmgr", "quiet splash=1", "q.u.i.e.t. .s.p.l.a.s.h.=.1."), ("RawDataEntry", "0102feff", "...."), ("FromSysclone", "console=ttys0 quiet", "c.o.n.s.o.l.e.=.t.t.y.s.0. .q.u.i.e.t.")] {
         let ours = norm(lines("SYSCLONE ", label));
         let theirs = norm(lines("EFIBOOTMGR ", label));
+        let path_end = |s: &str| s.rfind(')').map_or(s.len(), |i| i + 1);
         assert!(ours.contains("hd(1,gpt,") && ours.contains("file("), "{ours}");
-        assert_eq!(ours, theirs, "{label}: sysclone and efibootmgr disagree");
+        assert_eq!(&ours[path_end(&ours)..], shown, "{label}: optional data as sysclone shows it: {ours}");
+        assert_eq!(&ours[..path_end(&ours)], &theirs[..path_end(&theirs)], "{label}: sysclone and efibootmgr disagree");
+        let entry = listing["entries"].as_array().unwrap().iter().find(|e| e["description"] == label).unwrap_or_else(|| panic!("{label} not in {listing:#}"));
+        let hex = entry["optional_data"].as_str().unwrap();
+        let dotted: String = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).map(|b| if (32..=127).contains(&b) { b as char } else { '.' }).collect();
+        assert_eq!(norm(dotted.clone()), bytes, "{label}: the bytes sysclone read");
+        assert_eq!(&theirs[path_end(&theirs)..], bytes, "{label}: the bytes efibootmgr read");
     }
     // OVMF's own entries (firmware volume paths) read the same too, up to our attribute note.
     for label in ["UiApp", "EFI Internal Shell", "BootOrder", "BootCurrent"] {

@@ -769,6 +769,7 @@ mod tests {
             mounts: vec![],
             swaps: vec![],
             roles: vec![],
+            warnings: vec![],
         }
     }
 

@@ -354,10 +354,48 @@ pub fn update_references(
     map: &BTreeMap<String, String>,
 ) -> Result<Vec<Change>> {
     let map = IdMap::new(map)?;
-    let mut all = Vec::new();
     if map.is_empty() {
-        return Ok(all);
+        return Ok(Vec::new());
     }
+    edit_files(mounts, &|kind, shown, data| {
+        rewrite_text(kind, shown, data, &map)
+    })
+}
+
+/// Comments out, in the fstab, crypttab and initramfs `resume` files on the target's
+/// partitions (`mounts` as for [`update_references`]), every line that names a partition left
+/// out of the clone (`left_out`: its PARTUUID, PARTLABEL, filesystem UUID or label) and no
+/// partition of the target (`target`, as it is now), so the clone does not wait for a device
+/// it does not have. A line becomes `# sysclone: left out of the clone: <line>`
+/// ([`crate::refs::comment_out`]); each one is returned as a change (`old` the line, `new`
+/// the comment).
+pub fn comment_out_left_out(
+    mounts: &[(PathBuf, String)],
+    left_out: &[PartInfo],
+    target: &[PartInfo],
+) -> Result<Vec<Change>> {
+    if left_out.is_empty() {
+        return Ok(Vec::new());
+    }
+    let gone = |r: &crate::refs::Ref| {
+        left_out.iter().any(|p| p.matches(r)) && !target.iter().any(|p| p.matches(r))
+    };
+    edit_files(mounts, &|kind, shown, data| {
+        let text = std::str::from_utf8(data)
+            .with_context(|| format!("{shown} is not UTF-8 text: not edited"))?;
+        let (new, changes) = crate::refs::comment_out(kind, text, gone);
+        Ok((!changes.is_empty()).then_some((new, changes)))
+    })
+}
+
+/// What an edit of one file gives: the new text and its changes, or None to leave it.
+type Edit<'a> =
+    &'a dyn Fn(FileKind, &str, &[u8]) -> Result<Option<(String, Vec<crate::refs::LineChange>)>>;
+
+/// Runs `edit(kind, shown name, contents)` on every [`known_files`] file of each partition of
+/// `mounts` and writes what it changes (see [`update_references`]).
+fn edit_files(mounts: &[(PathBuf, String)], edit: Edit) -> Result<Vec<Change>> {
+    let mut all = Vec::new();
     for (at, fs) in mounts {
         if fs == "vfat" {
             let tree = fat_tree(at)?;
@@ -375,7 +413,7 @@ pub fn update_references(
                 );
                 let data = read_fat_text(at, &e.path)?;
                 let shown = format!("{}:{}", at.display(), e.path);
-                if let Some((new, changes)) = rewrite_text(kind, &shown, &data, &map)? {
+                if let Some((new, changes)) = edit(kind, &shown, &data)? {
                     all.extend(changes.into_iter().map(|c| Change {
                         partition: at.clone(),
                         file: e.path.clone(),
@@ -410,7 +448,7 @@ pub fn update_references(
                     continue;
                 };
                 let shown = real.display().to_string();
-                if let Some((new, changes)) = rewrite_text(kind, &shown, &data, &map)? {
+                if let Some((new, changes)) = edit(kind, &shown, &data)? {
                     write_atomic(&real, new.as_bytes())?;
                     let file = real
                         .strip_prefix(at)
@@ -705,5 +743,59 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn left_out_partitions_lines_are_commented_out_unless_the_target_has_them() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let (data, kept) = (
+            "5e6f7a8b-0000-4000-8000-000000000001",
+            "5e6f7a8b-0000-4000-8000-000000000002",
+        );
+        fs::create_dir_all(root.join("etc/initramfs-tools/conf.d")).unwrap();
+        let fstab = format!(
+            "UUID={kept} / ext4 defaults 0 1\nUUID={data} /data ext4 defaults 0 2\nLABEL=shared /s ext4 defaults 0 2\n"
+        );
+        fs::write(root.join("etc/fstab"), &fstab).unwrap();
+        fs::write(root.join("etc/crypttab"), "# none\n").unwrap();
+        fs::write(
+            root.join("etc/initramfs-tools/conf.d/resume"),
+            format!("RESUME=UUID={data}\n"),
+        )
+        .unwrap();
+        let part = |n: u32, uuid: &str, label: &str| PartInfo {
+            number: n,
+            part_uuid: None,
+            part_label: None,
+            fs: Some("ext4".into()),
+            fs_uuid: Some(uuid.into()),
+            label: Some(label.into()),
+            dev_path: PathBuf::new(),
+            mounted_root: None,
+        };
+        // The left-out partition's label is also on a partition of the target: kept.
+        let left_out = [part(3, data, "shared")];
+        let target = [part(1, kept, "root"), part(2, "aaaa-bbbb", "shared")];
+        let mounts = [(root.to_path_buf(), "ext4".to_string())];
+        let ch = comment_out_left_out(&mounts, &left_out, &target).unwrap();
+        let at: Vec<_> = ch.iter().map(|c| (c.file.as_str(), c.line)).collect();
+        assert_eq!(
+            at,
+            [("etc/fstab", 2), ("etc/initramfs-tools/conf.d/resume", 1)]
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("etc/fstab")).unwrap(),
+            fstab.replace(
+                &format!("UUID={data} /data"),
+                &format!("{}UUID={data} /data", crate::refs::LEFT_OUT_MARK)
+            )
+        );
+        assert!(comment_out_left_out(&mounts, &left_out, &target)
+            .unwrap()
+            .is_empty());
+        assert!(comment_out_left_out(&mounts, &[], &target)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -66,7 +66,8 @@ impl PartInfo {
         }
     }
 
-    fn matches(&self, r: &Ref) -> bool {
+    /// Whether reference `r` names this partition.
+    pub(crate) fn matches(&self, r: &Ref) -> bool {
         let eq = |a: &Option<String>| {
             a.as_deref()
                 .is_some_and(|a| a.eq_ignore_ascii_case(&r.value))

@@ -20,7 +20,9 @@ pub mod fs_uuid;
 pub mod refs;
 mod sys;
 
-pub use apply::{known_files, update_references, Change, HostFiles, TargetFiles};
+pub use apply::{
+    comment_out_left_out, known_files, update_references, Change, HostFiles, TargetFiles,
+};
 pub use check::{check_bootable, LoaderRef, OtherDisk, PartInfo, Report};
 pub use fs_uuid::{random_fs_id, read_fs_id, renew_fs_id, set_fs_uuid, IdChange};
-pub use refs::{find_refs, rewrite, FileKind, IdMap, LineChange, Ref, RefKind};
+pub use refs::{comment_out, find_refs, rewrite, FileKind, IdMap, LineChange, Ref, RefKind};

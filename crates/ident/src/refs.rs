@@ -581,6 +581,46 @@ pub fn rewrite(kind: FileKind, text: &str, map: &IdMap) -> (String, Vec<LineChan
     (out, changes)
 }
 
+/// What a line commented out by [`comment_out`] starts with.
+pub const LEFT_OUT_MARK: &str = "# sysclone: left out of the clone: ";
+
+/// `text` with every line that holds a reference `gone` accepts commented out, as
+/// `# sysclone: left out of the clone: <the line as it was>`, and the list of those lines
+/// (`old` the line, `new` the comment). Only line-per-device files are edited: fstab,
+/// crypttab and shell-variable files (initramfs-tools' `resume`); in the others (kernel
+/// command lines, GRUB) a line holds more than one device, and they come back unchanged.
+pub fn comment_out(
+    kind: FileKind,
+    text: &str,
+    gone: impl Fn(&Ref) -> bool,
+) -> (String, Vec<LineChange>) {
+    if !matches!(
+        kind,
+        FileKind::Fstab | FileKind::Crypttab | FileKind::ShellVars
+    ) {
+        return (text.to_string(), Vec::new());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changes = Vec::new();
+    for (n, (body, ending)) in lines(text).enumerate() {
+        match line_refs(kind, body).into_iter().find(|r| gone(r)) {
+            Some(r) => {
+                let new = format!("{LEFT_OUT_MARK}{body}");
+                out.push_str(&new);
+                changes.push(LineChange {
+                    line: n + 1,
+                    context: format!("{} left out of the clone", r.display()),
+                    old: body.to_string(),
+                    new,
+                });
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(ending);
+    }
+    (out, changes)
+}
+
 /// A file named by a systemd-boot entry: (1-based line, key, path as written).
 pub fn loader_entry_files(text: &str) -> Vec<(usize, String, String)> {
     let mut out = Vec::new();
@@ -1114,5 +1154,56 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
                 assert_eq!(got, t);
             }
         }
+    }
+
+    #[test]
+    fn lines_naming_a_left_out_partition_are_commented_out() {
+        let data = "5e6f7a8b-0000-4000-8000-000000000001";
+        let fstab = format!(
+            "UUID={ROOT} / ext4 defaults 0 1\r\n\
+             UUID={} /data ext4 defaults 0 2\r\n\
+             # UUID={data} /old ext4 defaults 0 2\n\
+             PARTUUID={PART} /srv xfs defaults 0 2\n\
+             LABEL=data /d2 ext4 nofail 0 2",
+            data.to_uppercase()
+        );
+        let gone = |r: &Ref| {
+            (r.kind == RefKind::Uuid && r.value.eq_ignore_ascii_case(data))
+                || (r.kind == RefKind::PartUuid && r.value == PART)
+        };
+        let (got, ch) = comment_out(FileKind::Fstab, &fstab, gone);
+        let want = format!(
+            "UUID={ROOT} / ext4 defaults 0 1\r\n\
+             {LEFT_OUT_MARK}UUID={} /data ext4 defaults 0 2\r\n\
+             # UUID={data} /old ext4 defaults 0 2\n\
+             {LEFT_OUT_MARK}PARTUUID={PART} /srv xfs defaults 0 2\n\
+             LABEL=data /d2 ext4 nofail 0 2",
+            data.to_uppercase()
+        );
+        assert_eq!(got, want);
+        assert_eq!(ch.iter().map(|c| c.line).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(
+            ch[0].old,
+            format!("UUID={} /data ext4 defaults 0 2", data.to_uppercase())
+        );
+        assert_eq!(
+            ch[0].context,
+            format!("UUID={} left out of the clone", data.to_uppercase())
+        );
+        // Done once: the commented lines are comments now.
+        let (again, ch2) = comment_out(FileKind::Fstab, &got, gone);
+        assert_eq!((again.as_str(), ch2.len()), (got.as_str(), 0));
+        let crypttab =
+            format!("cdata UUID={data} none luks,discard\nswap /dev/urandom swap,cipher=aes\n");
+        let (got, ch) = comment_out(FileKind::Crypttab, &crypttab, gone);
+        assert_eq!(got, format!("{LEFT_OUT_MARK}cdata UUID={data} none luks,discard\nswap /dev/urandom swap,cipher=aes\n"));
+        assert_eq!(ch.len(), 1);
+        // A kernel command line names several devices on one line: never commented out.
+        let cmdline = format!("root=UUID={ROOT} resume=UUID={data} ro\n");
+        assert_eq!(
+            comment_out(FileKind::KernelCmdline, &cmdline, gone),
+            (cmdline.clone(), Vec::new())
+        );
+        assert_eq!(comment_out(FileKind::GrubCfg, &cmdline, gone).1, Vec::new());
     }
 }

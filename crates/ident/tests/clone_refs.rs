@@ -1,5 +1,5 @@
 //! A GPT disk with a FAT32 ESP (systemd-boot entry, GRUB stub, loaders; filled with mtools),
-//! an ext4 root (fstab, grub.cfg, /etc/default/grub, /etc/kernel/cmdline) and swap is cloned
+//! an ext4 root (fstab, crypttab, grub.cfg, /etc/default/grub, /etc/kernel/cmdline) and swap is cloned
 //! to a second image that gets new GPT GUIDs (`sgdisk -G`, standing in for the migration's
 //! GPT builder). The clone's filesystems get new identifiers, its references are rewritten
 //! through `update_references` (the root mounted by the kernel, the ESP through fatfs) and the
@@ -36,6 +36,14 @@ fn fstab(root: &str, esp: &str, swap: &str) -> String {
          UUID={esp}  /boot/efi       vfat    umask=0077      0       1\n\
          UUID={swap} none            swap    sw              0       0\n\
          tmpfs /tmp tmpfs defaults 0 0\n"
+    )
+}
+
+fn crypttab(swap_part: &str) -> String {
+    format!(
+        "# <target name> <source device> <key file> <options>\n\
+         # cold PARTUUID={SWAP_PART} none luks\n\
+         cswap /dev/disk/by-partuuid/{swap_part} /dev/urandom swap,cipher=aes-xts-plain64,size=256\n"
     )
 }
 
@@ -120,6 +128,7 @@ fn make_source(dir: &Path) -> PathBuf {
     }
     fs::write(root.join("etc/fstab"), fstab(ROOT, ESP, SWAP)).unwrap();
     fs::set_permissions(root.join("etc/fstab"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(root.join("etc/crypttab"), crypttab(SWAP_PART)).unwrap();
     fs::write(
         root.join("etc/hostname"),
         format!("not-a-reference-{ROOT}\n"),
@@ -257,8 +266,15 @@ fn new_identities_rewritten_and_checked() {
         .filter(|e| e.contains("refers to the source disk"))
         .count();
     assert_eq!(to_source, before.errors.len(), "{before:#?}");
-    // fstab 3, grub.cfg 4, default/grub 1, kernel/cmdline 1, loader entry 2, ESP grub.cfg 1.
-    assert_eq!(to_source, 12, "{before:#?}");
+    // fstab 3, crypttab 1, grub.cfg 4, default/grub 1, kernel/cmdline 1, loader entry 2,
+    // ESP grub.cfg 1.
+    assert_eq!(to_source, 13, "{before:#?}");
+    assert!(
+        before.errors.iter().any(|e| e.starts_with(&format!(
+            "/etc/crypttab line 3 on partition 2 (ext4): /dev/disk/by-partuuid/{SWAP_PART} refers to the source disk"
+        ))),
+        "{before:#?}"
+    );
 
     let changes = update_references(
         &[
@@ -275,6 +291,7 @@ fn new_identities_rewritten_and_checked() {
     }
     let want: BTreeMap<String, usize> = [
         ("etc/fstab", 3),
+        ("etc/crypttab", 1),       // not the commented-out line
         ("boot/grub/grub.cfg", 5), // + the menu entry id
         ("etc/default/grub", 1),
         ("etc/kernel/cmdline", 1),
@@ -290,6 +307,10 @@ fn new_identities_rewritten_and_checked() {
     assert_eq!(
         fs::read_to_string(&fstab_path).unwrap(),
         fstab(&root_n, &esp_n, &swap_n)
+    );
+    assert_eq!(
+        fs::read_to_string(mnt.join("etc/crypttab")).unwrap(),
+        crypttab(&new(SWAP_PART))
     );
     assert_eq!(
         fs::read_to_string(mnt.join("boot/grub/grub.cfg")).unwrap(),
@@ -348,6 +369,10 @@ fn new_identities_rewritten_and_checked() {
         format!("/etc/fstab line 4 on partition 2 (ext4): UUID={root_n} → partition 2 (ext4)"),
         format!("/etc/fstab line 6 on partition 2 (ext4): UUID={esp_n} → partition 1 (vfat)"),
         format!("/etc/fstab line 7 on partition 2 (ext4): UUID={swap_n} → partition 3 (swap)"),
+        format!(
+            "/etc/crypttab line 3 on partition 2 (ext4): /dev/disk/by-partuuid/{} → partition 3 (swap)",
+            new(SWAP_PART)
+        ),
         format!("/loader/entries/debian.conf line 4 on partition 1 (vfat): PARTUUID={root_part_n} → partition 2 (ext4)"),
         "/loader/entries/debian.conf line 2 on partition 1 (vfat): linux /vmlinuz exists".to_string(),
         "EFI boot entry \\EFI\\debian\\shimx64.efi: the loader exists on partition 1 (vfat)".to_string(),

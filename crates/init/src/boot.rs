@@ -3,8 +3,9 @@
 //! [`entry_for_target`] saves the boot variables to the report, makes one entry on the target
 //! for every entry that started something on the source disk (or one entry for the best
 //! loader on the target's ESP), and applies the policy: target entries first in `BootOrder`,
-//! only `BootNext`, only added, or nothing. Where NVRAM cannot be written it makes sure the
-//! removable-media path `\EFI\BOOT\BOOTX64.EFI` exists on the target's ESP instead.
+//! only `BootNext`, only added, or nothing. With `first`, and wherever NVRAM cannot be
+//! written, it makes sure the removable-media path `\EFI\BOOT\BOOTX64.EFI` on the target's
+//! ESP starts the system's loader as well (never replacing a different file silently).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileTypeExt;
@@ -188,7 +189,8 @@ pub struct CreatedEntry {
     pub written: bool,
 }
 
-/// What happened to `\EFI\BOOT\BOOTX64.EFI` when NVRAM could not be written.
+/// What happened to `\EFI\BOOT\BOOTX64.EFI` (with policy `first`, or when NVRAM could not
+/// be written).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FallbackCopy {
     /// The loader meant to start (FAT path).
@@ -223,7 +225,7 @@ pub struct BootReport {
     pub written: Vec<String>,
     /// NVRAM space before the changes, where the kernel reports it.
     pub space: Option<VarSpace>,
-    /// The removable-media fallback, when NVRAM was not written.
+    /// The removable-media fallback: with policy `first`, or when NVRAM was not written.
     pub fallback: Option<FallbackCopy>,
     pub notes: Vec<String>,
 }
@@ -281,10 +283,34 @@ struct Wanted {
     esp_loader: Option<String>,
 }
 
+/// NVRAM bytes that writing Boot#### variables of these encoded sizes (and BootOrder or
+/// BootNext) takes in the firmware's store: each variable's data plus about 128 bytes of
+/// name and header, and 256 bytes for the order variables.
+pub fn nvram_needed(entry_sizes: &[usize]) -> u64 {
+    entry_sizes.iter().map(|&n| n as u64 + 128).sum::<u64>() + 256
+}
+
+/// Why the entries cannot be written: `Some(reason)` when the free space the firmware
+/// reports (`space`) is below [`nvram_needed`] for the entries that are new (`entry_sizes`;
+/// an identical entry that already exists is reused and costs nothing).
+pub fn space_shortfall(space: &VarSpace, entry_sizes: &[usize]) -> Option<String> {
+    let need = nvram_needed(entry_sizes);
+    (space.free_bytes < need).then(|| format!("only {} bytes of NVRAM free, about {need} needed", space.free_bytes))
+}
+
 /// Makes the boot entries for `tgt`, a copy of `src`, following `opts.policy`, and reports
 /// what it found and did. The variables are saved (hex) in the report before anything is
-/// written; only variables whose bytes change are written.
+/// written; only variables whose bytes change are written. With `first`, and whenever NVRAM
+/// cannot be written, the removable-media path `\EFI\BOOT\BOOTX64.EFI` on the target's ESP
+/// is made to start the chosen loader too (for firmware that ignores or loses its NVRAM);
+/// a different file already there is kept and the report says so.
 pub fn entry_for_target(tgt: &Disk, src: &Disk, opts: &BootOptions) -> Result<BootReport> {
+    let space = EfiVars::new(opts.efivars).space();
+    entry_with_space(tgt, src, opts, space)
+}
+
+/// [`entry_for_target`] with the NVRAM space the firmware reports (`None`: not reported).
+fn entry_with_space(tgt: &Disk, src: &Disk, opts: &BootOptions, space: Option<VarSpace>) -> Result<BootReport> {
     let mut r = BootReport { policy: policy_name(opts.policy).into(), firmware: "uefi".into(), nvram: "not-touched".into(), ..Default::default() };
     let src_esp = src.partitions.iter().find(|p| p.type_name == "EFI System");
     if src.table == "mbr" || src_esp.is_none() {
@@ -431,14 +457,16 @@ pub fn entry_for_target(tgt: &Disk, src: &Disk, opts: &BootOptions) -> Result<Bo
     if !available {
         failure = Some(format!("no EFI variables at {}", opts.efivars.display()));
     } else if failure.is_none() {
-        match vars.space() {
+        match space {
             Some(space) => {
                 r.space = Some(space);
-                // Each variable costs its data plus name and header overhead in the store.
-                let need: u64 = wanted.iter().map(|w| w.opt.encode().map_or(0, |b| b.len() as u64) + 128).sum::<u64>() + 256;
-                if space.free_bytes < need {
-                    failure = Some(format!("only {} bytes of NVRAM free, about {need} needed", space.free_bytes));
+                let mut sizes = Vec::new();
+                for w in &wanted {
+                    if sysclone_efi::find_identical(&vars, &w.opt)?.is_none() {
+                        sizes.push(w.opt.encode().map_or(0, |b| b.len()));
+                    }
                 }
+                failure = space_shortfall(&space, &sizes);
             }
             None => r.notes.push("free NVRAM space not reported by the kernel (efivarfs statfs); not checked".into()),
         }
@@ -480,6 +508,13 @@ pub fn entry_for_target(tgt: &Disk, src: &Disk, opts: &BootOptions) -> Result<Bo
                 };
                 let how = if c.reused { " (existing entry reused)" } else { "" };
                 say(&format!("boot entry {} \"{}\" -> {}{place}{how}", c.name, c.description, c.loader.as_deref().unwrap_or("-")));
+            }
+            // Some firmware ignores or loses its NVRAM and starts only the removable-media
+            // path: with `first` the clone is meant to be the machine's system, so make sure
+            // that path starts it too.
+            if opts.policy == BootEntry::First && !wanted.is_empty() {
+                let loader = wanted.iter().find_map(|w| w.esp_loader.clone()).or_else(|| choose_loader(&files));
+                r.fallback = Some(ensure_fallback(tgt, esp.start, esp.size, &files, loader, opts.guard, &mut r.notes)?);
             }
         }
         Some(err) => {
@@ -789,6 +824,14 @@ mod tests {
             let tgt = disks.iter().find(|d| d.name == "vdb").unwrap();
             entry_for_target(tgt, src, &BootOptions { policy, efivars, prune_stale, disks: &disks, guard: None }).unwrap()
         }
+        /// A run on firmware that reports `free` bytes of NVRAM free.
+        fn run_with_space(&self, policy: BootEntry, free: u64) -> BootReport {
+            let disks = self.disks();
+            let src = disks.iter().find(|d| d.name == "vda").unwrap();
+            let tgt = disks.iter().find(|d| d.name == "vdb").unwrap();
+            let opts = BootOptions { policy, efivars: &self.vars_dir(), prune_stale: false, disks: &disks, guard: None };
+            entry_with_space(tgt, src, &opts, Some(VarSpace { total_bytes: 64 << 10, free_bytes: free })).unwrap()
+        }
         fn esp_file(&self, name: &str, esp_start: u64, path: &str) -> Result<Vec<u8>> {
             read_esp_file(&self.image(name), esp_start * 512, ESP_SECTORS * 512, path)
         }
@@ -1043,5 +1086,91 @@ mod tests {
         assert_eq!(r.notes, ["MBR/BIOS system: boot code kept, no NVRAM to change"]);
         assert!(r.written.is_empty() && r.created.is_empty());
         assert_eq!(vars.boot_order().unwrap(), [1, 0, 2]);
+    }
+
+    #[test]
+    fn nvram_space_needed_for_new_entries() {
+        assert_eq!(nvram_needed(&[]), 256);
+        assert_eq!(nvram_needed(&[100, 50]), 100 + 128 + 50 + 128 + 256);
+        let space = VarSpace { total_bytes: 64 << 10, free_bytes: 484 };
+        assert_eq!(space_shortfall(&space, &[100]), None, "exactly enough");
+        let space = VarSpace { total_bytes: 64 << 10, free_bytes: 483 };
+        assert_eq!(space_shortfall(&space, &[100]).as_deref(), Some("only 483 bytes of NVRAM free, about 484 needed"));
+        assert_eq!(space_shortfall(&space, &[]), None, "nothing new to store");
+    }
+
+    #[test]
+    fn too_little_nvram_space_writes_nothing_and_makes_the_fallback_loader() {
+        let m = Machine::new();
+        let files: Vec<(&str, &[u8])> = vec![("EFI/debian/shimx64.efi", SHIM), ("EFI/debian/grubx64.efi", GRUB)];
+        m.gpt_disk("vda", "SRC1", 2048, SRC_ESP, SRC_ROOT, &files);
+        m.gpt_disk("vdb", "TGT1", 4096, NEW_ESP, NEW_ROOT, &files);
+        let vars = m.vars();
+        firmware_vars(&vars);
+        let before = vars.snapshot().unwrap();
+        let r = m.run_with_space(BootEntry::First, 300);
+        assert_eq!(r.space, Some(VarSpace { total_bytes: 64 << 10, free_bytes: 300 }));
+        assert_eq!(r.nvram, "failed");
+        assert!(r.notes.iter().any(|n| n.starts_with("NVRAM not written: only 300 bytes of NVRAM free, about ")), "{:?}", r.notes);
+        assert!(r.written.is_empty(), "{:?}", r.written);
+        assert_eq!(vars.snapshot().unwrap(), before, "no variable changed");
+        let fb = r.fallback.as_ref().expect("the fallback loader instead");
+        assert_eq!((fb.loader.as_str(), fb.action.as_str()), ("EFI/debian/shimx64.efi", "copied"));
+        assert_eq!(m.esp_file("vdb", 4096, "EFI/BOOT/BOOTX64.EFI").unwrap(), SHIM);
+        assert_eq!(r.created[0].number, None);
+
+        // With room, the entry is written; run again on a full store: the identical entry is
+        // reused, needs no space, and nothing fails.
+        let ok = m.run_with_space(BootEntry::First, 4096);
+        assert_eq!((ok.nvram.as_str(), ok.created[0].number), ("written", Some(3)));
+        let full = m.run_with_space(BootEntry::First, 300);
+        assert_eq!(full.nvram, "unchanged", "{:?}", full.notes);
+        assert!(full.created[0].reused);
+    }
+
+    #[test]
+    fn policy_first_also_makes_the_removable_media_path_start_the_clone() {
+        // The ESP has no \EFI\BOOT\BOOTX64.EFI: NVRAM is written and the fallback copied.
+        let m = Machine::new();
+        let files: Vec<(&str, &[u8])> = vec![("EFI/debian/shimx64.efi", SHIM), ("EFI/debian/grubx64.efi", GRUB), ("EFI/debian/mmx64.efi", b"MZ mok")];
+        m.gpt_disk("vda", "SRC1", 2048, SRC_ESP, SRC_ROOT, &files);
+        m.copy_disk("vda", "vdb", "TGT1");
+        let vars = m.vars();
+        firmware_vars(&vars);
+        let src_before = fs::read(m.image("vda")).unwrap();
+        let r = m.run(BootEntry::First, false);
+        assert_eq!(r.nvram, "written");
+        assert_eq!(r.new_order, [3, 1, 0, 2]);
+        let fb = r.fallback.as_ref().expect("fallback ensured with policy first");
+        assert_eq!(fb.action, "copied");
+        assert_eq!(fb.files, ["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grubx64.efi", "EFI/BOOT/mmx64.efi"]);
+        assert_eq!(m.esp_file("vdb", 2048, "EFI/BOOT/BOOTX64.EFI").unwrap(), SHIM);
+        assert_eq!(fs::read(m.image("vda")).unwrap(), src_before, "source untouched");
+        assert_eq!(m.run(BootEntry::First, false).fallback.unwrap().action, "present");
+
+        // A different file at the fallback path is kept, and the report says so.
+        let m = Machine::new();
+        let files: Vec<(&str, &[u8])> = vec![("EFI/debian/shimx64.efi", SHIM), ("EFI/BOOT/BOOTX64.EFI", SDBOOT)];
+        m.gpt_disk("vda", "SRC1", 2048, SRC_ESP, SRC_ROOT, &files);
+        m.copy_disk("vda", "vdb", "TGT1");
+        firmware_vars(&m.vars());
+        let r = m.run(BootEntry::First, false);
+        assert_eq!(r.nvram, "written");
+        assert_eq!(r.fallback.as_ref().unwrap().action, "kept-different");
+        assert!(r.notes.iter().any(|n| n.contains("was not overwritten")), "{:?}", r.notes);
+        assert_eq!(m.esp_file("vdb", 2048, "EFI/BOOT/BOOTX64.EFI").unwrap(), SDBOOT);
+
+        // `add` and `next` leave the ESP alone.
+        let m = Machine::new();
+        let files: Vec<(&str, &[u8])> = vec![("EFI/debian/shimx64.efi", SHIM)];
+        m.gpt_disk("vda", "SRC1", 2048, SRC_ESP, SRC_ROOT, &files);
+        m.copy_disk("vda", "vdb", "TGT1");
+        firmware_vars(&m.vars());
+        let tgt_before = fs::read(m.image("vdb")).unwrap();
+        for policy in [BootEntry::Add, BootEntry::Next] {
+            let r = m.run(policy, false);
+            assert_eq!((r.nvram.as_str(), r.fallback.is_none()), ("written", true), "{policy:?}");
+        }
+        assert_eq!(fs::read(m.image("vdb")).unwrap(), tgt_before);
     }
 }

@@ -1,5 +1,6 @@
-//! `sysclone.mode=bootcheck`: say which partition the firmware booted and what the root
-//! filesystem holds, then power off. The test fixtures' system disks boot into this, so a test
+//! `sysclone.mode=bootcheck`: say which partition the firmware booted, which root filesystem
+//! the kernel command line names (`root=UUID=`/`PARTUUID=`, as an installed system's loader
+//! entry does) and what it holds, then power off. The test fixtures' system disks boot into this, so a test
 //! can tell from the serial console which disk came up and whether its files are intact.
 
 use std::fs;
@@ -68,6 +69,36 @@ pub fn fstab_owner(fstab: &str, disks: &[sysclone_disk::Disk], booted: &str) -> 
     if seen { "own".into() } else { "none".into() }
 }
 
+/// The filesystem a kernel command line's `root=` names: `("UUID", id)` or `("PARTUUID", id)`
+/// (lowercase); `None` for any other form (`/dev/sda2`, `LABEL=`) or no `root=`.
+pub fn cmdline_root(cmdline: &str) -> Option<(&'static str, String)> {
+    let v = cmdline.split_whitespace().filter_map(|w| w.strip_prefix("root=")).last()?;
+    match v.split_once('=') {
+        Some(("UUID", id)) => Some(("UUID", id.to_ascii_lowercase())),
+        Some(("PARTUUID", id)) => Some(("PARTUUID", id.to_ascii_lowercase())),
+        _ => None,
+    }
+}
+
+/// The root partition: the one `root=` names (on the booted disk `booted` when several disks
+/// hold it), else the first ext2/3/4 partition of the booted disk. Returns (disk, partition).
+fn find_root<'a>(cmdline: &str, disks: &'a [sysclone_disk::Disk], booted: &'a sysclone_disk::Disk) -> Result<(&'a sysclone_disk::Disk, &'a sysclone_disk::Partition)> {
+    if let Some((kind, id)) = cmdline_root(cmdline) {
+        let holds = |p: &sysclone_disk::Partition| {
+            let v = if kind == "UUID" { p.fs.as_ref().and_then(|f| f.uuid.clone()) } else { p.part_uuid.clone() };
+            v.is_some_and(|v| v.eq_ignore_ascii_case(&id))
+        };
+        let found = std::iter::once(booted).chain(disks.iter()).find_map(|d| d.partitions.iter().find(|p| holds(p)).map(|p| (d, p)));
+        return found.ok_or_else(|| anyhow!("root={kind}={id} from the kernel command line is on no disk"));
+    }
+    let p = booted
+        .partitions
+        .iter()
+        .find(|p| p.fs.as_ref().is_some_and(|f| f.kind.starts_with("ext")))
+        .ok_or_else(|| anyhow!("{} has no ext2/3/4 root partition", booted.describe()))?;
+    Ok((booted, p))
+}
+
 /// Print the `SYSCLONE-BOOTCHECK` line.
 pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
     loader.load("ext4");
@@ -79,12 +110,9 @@ pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
         .iter()
         .find(|d| d.partitions.iter().any(|p| p.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&partuuid))))
         .ok_or_else(|| anyhow!("no disk holds the boot partition {partuuid}"))?;
-    let root = disk
-        .partitions
-        .iter()
-        .find(|p| p.fs.as_ref().is_some_and(|f| f.kind.starts_with("ext")))
-        .ok_or_else(|| anyhow!("{} has no ext2/3/4 root partition", disk.describe()))?;
-    let name = root.name.as_ref().ok_or_else(|| anyhow!("the kernel has no node for the root partition of {}", disk.name))?;
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let (root_disk, root) = find_root(&cmdline, &disks, disk)?;
+    let name = root.name.as_ref().ok_or_else(|| anyhow!("the kernel has no node for the root partition of {}", root_disk.name))?;
     fs::create_dir_all("/mnt/root")?;
     let dev = format!("/dev/{name}");
     mount(Some(dev.as_str()), "/mnt/root", Some("ext4"), MsFlags::MS_RDONLY, None::<&str>).with_context(|| format!("mounting {dev} read-only"))?;
@@ -92,9 +120,11 @@ pub fn run(loader: &mut Loader, efivars: &Path) -> Result<()> {
     let fstab = fstab_owner(&std::fs::read_to_string("/mnt/root/etc/fstab").unwrap_or_default(), &disks, &disk.name);
     let _ = nix::mount::umount("/mnt/root");
     say(&format!(
-        "SYSCLONE-BOOTCHECK partuuid={partuuid} bootcurrent={current} disk={} serial={} fstab={fstab} root-sha256={digest}",
+        "SYSCLONE-BOOTCHECK partuuid={partuuid} bootcurrent={current} disk={} serial={} root-disk={} root-serial={} fstab={fstab} root-sha256={digest}",
         disk.name,
-        disk.serial.as_deref().unwrap_or("-")
+        disk.serial.as_deref().unwrap_or("-"),
+        root_disk.name,
+        root_disk.serial.as_deref().unwrap_or("-")
     ));
     Ok(())
 }
@@ -118,5 +148,14 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(tree_digest(t.path()).unwrap(), String::from_utf8_lossy(&shell.stdout).trim());
+    }
+
+    #[test]
+    fn root_from_the_kernel_command_line() {
+        assert_eq!(cmdline_root("console=ttyS0 root=UUID=AbC-1 ro"), Some(("UUID", "abc-1".into())));
+        assert_eq!(cmdline_root("root=/dev/sda2 root=PARTUUID=X-2"), Some(("PARTUUID", "x-2".into())), "the last root= wins");
+        assert_eq!(cmdline_root("root=/dev/sda2"), None);
+        assert_eq!(cmdline_root("root=LABEL=x quiet"), None);
+        assert_eq!(cmdline_root("sysclone.mode=bootcheck"), None);
     }
 }

@@ -152,7 +152,8 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
     }
     let th = open_target(&tgt, &ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
     let busy = crate::state::Busy::enter(format!("migrating {} to {}", src.name, tgt.name));
-    let (parts, new_ids, references) = execute_migration(&plan, &layout, &src, &sh.file, &th.file, opts.new_identities)?;
+    let left_out = left_out_parts(&src, &plan);
+    let (parts, new_ids, references) = execute_migration(&plan, &layout, &src, &sh.file, &th.file, opts.new_identities, &left_out.parts)?;
     if let Err(e) = sysclone_disk::sys::reread_partitions(th.file.as_fd()) {
         say(&format!("note: the kernel did not re-read {}'s partitions ({e:#})", tgt.name));
     }
@@ -173,7 +174,10 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
         .filter_map(|c| c.loader.clone().map(|l| (c, l)))
         .map(|(c, path)| sysclone_ident::check::LoaderRef { part_uuid: hd_guid(&c.device_path), path })
         .collect();
-    let others = if opts.new_identities { vec![sysclone_ident::check::OtherDisk::from_disk(format!("the source disk ({})", src.name), &src)] } else { Vec::new() };
+    let mut others = if opts.new_identities { vec![sysclone_ident::check::OtherDisk::from_disk(format!("the source disk ({})", src.name), &src)] } else { Vec::new() };
+    if !left_out.parts.is_empty() {
+        others.push(left_out);
+    }
     let th = open_target(&tgt, &ctx, 0, None)?;
     let check = bootability_check(&plan, &th.file, &others, &loaders)?;
     drop(th);
@@ -189,6 +193,13 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
         bail!("the clone may not boot:\n  {}", check.errors.join("\n  "));
     }
     Ok(report)
+}
+
+/// The source's partitions the plan leaves out, as the bootability check names them.
+fn left_out_parts(src: &Disk, plan: &MigratePlan) -> sysclone_ident::check::OtherDisk {
+    let mut d = sysclone_ident::check::OtherDisk::from_disk(format!("a partition of the source left out of the clone ({})", src.name), src);
+    d.parts.retain(|p| plan.left_out.contains(&p.number));
+    d
 }
 
 /// The partition GUID inside an efibootmgr-style `HD(n,GPT,GUID,…)` path.
@@ -257,6 +268,7 @@ pub fn execute_migration(
     src: &File,
     tgt: &File,
     new_identities: bool,
+    left_out: &[sysclone_ident::check::PartInfo],
 ) -> Result<(Vec<PartReport>, Vec<sysclone_ident::fs_uuid::IdChange>, Vec<sysclone_ident::apply::Change>)> {
     let tl = plan.target_sector as u64;
     let zero = vec![0u8; tl as usize];
@@ -305,21 +317,36 @@ pub fn execute_migration(
         reports.push(PartReport { number: tp.number, source_number: sp.number, fs: tp.fs.clone(), start: tp.start, size: tp.size, bytes_copied: stats.bytes_written, resize });
     }
     tgt.sync_all()?;
-    let (ids, refs) = if new_identities { new_identities_on_target(plan, layout, tgt)? } else { (Vec::new(), Vec::new()) };
-    // The new table: backup, then primary, then sector 0.
-    let gpt = plan.gpt_bytes()?;
+    let (ids, refs) = if new_identities || !left_out.is_empty() { references_on_target(plan, layout, tgt, new_identities, left_out)? } else { (Vec::new(), Vec::new()) };
+    // The new table: backup, then primary, then sector 0, which keeps the source's boot code
+    // (BIOS loaders put their first stage in sector 0's first 440 bytes).
+    let mut gpt = plan.gpt_bytes()?;
+    let mut code = [0u8; 440];
+    src.read_exact_at(&mut code, 0).context("reading the source's boot code (sector 0)")?;
+    if code.iter().any(|&b| b != 0) {
+        say("sector 0: the source's boot code (440 bytes) is kept in the protective MBR");
+    }
+    gpt.lba0[..440].copy_from_slice(&code);
     let mut w = tgt.try_clone()?;
     gpt.write_to(&mut w).context("writing the target's partition table")?;
     tgt.sync_all()?;
     Ok((reports, ids, refs))
 }
 
-/// Give every filesystem on the target a new UUID/serial and rewrite the clone's references
-/// (fstab, crypttab, loader entries, grub.cfg …) to the new filesystem and partition IDs.
-fn new_identities_on_target(plan: &MigratePlan, layout: &SourceLayout, tgt: &File) -> Result<(Vec<sysclone_ident::fs_uuid::IdChange>, Vec<sysclone_ident::apply::Change>)> {
+/// The clone's files: with `new_ids`, give every filesystem on the target a new UUID/serial
+/// and rewrite the clone's references (fstab, crypttab, loader entries, grub.cfg …) to the
+/// new filesystem and partition IDs; then comment out the fstab/crypttab/resume lines that
+/// name a partition left out of the clone (`left_out`, the source's partitions).
+fn references_on_target(
+    plan: &MigratePlan,
+    layout: &SourceLayout,
+    tgt: &File,
+    new_ids: bool,
+    left_out: &[sysclone_ident::check::PartInfo],
+) -> Result<(Vec<sysclone_ident::fs_uuid::IdChange>, Vec<sysclone_ident::apply::Change>)> {
     use std::collections::BTreeMap;
     use sysclone_disk::sys::{loop_attach, loop_detach};
-    use sysclone_layout::migrate::guid_to_string;
+    use sysclone_layout::migrate::{guid_to_string, name_from_utf16};
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for tp in &plan.parts {
         if let Some(sp) = layout.parts.iter().find(|p| p.number == tp.source_number) {
@@ -332,19 +359,38 @@ fn new_identities_on_target(plan: &MigratePlan, layout: &SourceLayout, tgt: &Fil
     let result = (|| -> Result<_> {
         let mut ids = Vec::new();
         let mut mounts = Vec::new();
-        for tp in plan.parts.iter().filter(|p| p.fs.is_some()) {
+        let mut target = Vec::new();
+        for tp in &plan.parts {
+            let part_uuid = Some(guid_to_string(&tp.part_guid).to_ascii_lowercase());
+            let part_label = Some(name_from_utf16(&tp.name_utf16)).filter(|n| !n.is_empty());
+            let Some(fs) = tp.fs.clone() else {
+                target.push(sysclone_ident::check::PartInfo { number: tp.number, part_uuid, part_label, fs: None, fs_uuid: None, label: None, dev_path: PathBuf::new(), mounted_root: None });
+                continue;
+            };
             let n = loop_attach(tgt.as_fd(), tp.start, tp.size, plan.target_sector, 0)?;
             loops.push((n, None::<PathBuf>));
             let dev = PathBuf::from(format!("/dev/loop{n}"));
-            let fs = tp.fs.clone().unwrap_or_default();
-            match sysclone_ident::fs_uuid::renew_fs_id(&dev) {
-                Ok(c) => {
-                    say(&format!("partition {}: {} {} → {}", tp.number, c.fs, c.old, c.new));
-                    map.insert(c.old.to_ascii_lowercase(), c.new.to_ascii_lowercase());
-                    ids.push(c);
+            if new_ids {
+                match sysclone_ident::fs_uuid::renew_fs_id(&dev) {
+                    Ok(c) => {
+                        say(&format!("partition {}: {} {} → {}", tp.number, c.fs, c.old, c.new));
+                        map.insert(c.old.to_ascii_lowercase(), c.new.to_ascii_lowercase());
+                        ids.push(c);
+                    }
+                    Err(e) => say(&format!("partition {}: filesystem identity kept ({e:#})", tp.number)),
                 }
-                Err(e) => say(&format!("partition {}: filesystem identity kept ({e:#})", tp.number)),
             }
+            let info = sysclone_ident::fs_uuid::read_fs_id(&dev).ok().flatten();
+            target.push(sysclone_ident::check::PartInfo {
+                number: tp.number,
+                part_uuid,
+                part_label,
+                fs: Some(fs.clone()),
+                fs_uuid: info.as_ref().and_then(|i| i.uuid.clone()),
+                label: info.as_ref().and_then(|i| i.label.clone()),
+                dev_path: dev.clone(),
+                mounted_root: None,
+            });
             if fs == "vfat" {
                 mounts.push((dev, fs));
             } else if fs.starts_with("ext") || fs == "xfs" || fs == "btrfs" {
@@ -358,7 +404,8 @@ fn new_identities_on_target(plan: &MigratePlan, layout: &SourceLayout, tgt: &Fil
                 mounts.push((mnt, fs));
             }
         }
-        let changes = sysclone_ident::apply::update_references(&mounts, &map)?;
+        let mut changes = sysclone_ident::apply::update_references(&mounts, &map)?;
+        changes.extend(sysclone_ident::apply::comment_out_left_out(&mounts, left_out, &target)?);
         for c in &changes {
             say(&format!("{}: {} line {}: {} → {}", c.partition.display(), c.file, c.line, c.old, c.new));
         }

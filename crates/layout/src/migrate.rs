@@ -799,7 +799,7 @@ fn describe_actions(src: &SourceLayout, plan: &MigratePlan, geo: Geometry, new_i
     }
     for n in &plan.left_out {
         let p = by_number[n];
-        out.push(format!("leave out {}, {} at {}", label(p), human(p.size), human(p.start)));
+        out.push(format!("leave out {}, {} at {}; lines of the clone's fstab, crypttab and resume files that name it are commented out", label(p), human(p.size), human(p.start)));
     }
     if new_ids {
         out.push("give the target a new disk GUID and new partition GUIDs (filesystem UUIDs are not changed)".into());
@@ -1327,7 +1327,7 @@ mod tests {
         assert_eq!(plan.parts.len(), 2);
         // The swap's space goes to root, which fills the disk up to the last full MiB.
         assert_eq!(plan.parts[1].end(), 32 * GIB - MIB);
-        assert!(plan.actions.iter().any(|a| a.starts_with("leave out partition 3 \"swap\"")), "{:?}", plan.actions);
+        assert!(plan.actions.iter().any(|a| a.starts_with("leave out partition 3 \"swap\"") && a.ends_with("that name it are commented out")), "{:?}", plan.actions);
         check_invariants(&src, &plan, true);
         // Leaving out the middle partition: entry numbers stay compact.
         r.include = Some(vec![1, 3]);
