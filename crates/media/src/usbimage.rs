@@ -453,6 +453,41 @@ pub fn add_files_to_fat_at<D: Read + Write + Seek>(
     Ok(written)
 }
 
+/// Free space of the FAT filesystem at `start_byte` of `dev`: (free bytes, cluster bytes).
+pub fn fat_free_space<D: Read + Write + Seek>(dev: D, start_byte: u64, len: u64) -> Result<(u64, u64)> {
+    let fs = open_fat(dev, start_byte, len)?;
+    let st = fs.stats().context("reading the FAT's free cluster count")?;
+    let cluster = u64::from(st.cluster_size());
+    Ok((u64::from(st.free_clusters()) * cluster, cluster))
+}
+
+/// Removes the directory `dir` (path case-insensitive) and everything below it from the FAT
+/// filesystem at `start_byte` of `dev`. Returns the paths removed (files first, then the
+/// directories, deepest first); an absent directory removes nothing.
+pub fn remove_dir_from_fat<D: Read + Write + Seek>(dev: D, start_byte: u64, len: u64, dir: &str) -> Result<Vec<String>> {
+    let d = clean_fat_path(dir)?;
+    let fs = open_fat(dev, start_byte, len)?;
+    let mut removed = Vec::new();
+    {
+        let root = fs.root_dir();
+        let top = match root.open_dir(&d) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(e).with_context(|| format!("opening directory {d} on FAT volume")),
+        };
+        let mut entries = Vec::new();
+        walk_fat(&top, &d, 0, &mut entries)?;
+        // Files first, then directories from the deepest.
+        entries.sort_by_key(|e| (e.is_dir, std::cmp::Reverse(e.path.matches('/').count())));
+        for e in entries.iter().map(|e| e.path.clone()).chain(std::iter::once(d.clone())) {
+            root.remove(&e).with_context(|| format!("removing {e} from FAT volume"))?;
+            removed.push(e);
+        }
+    }
+    fs.unmount().context("unmounting FAT volume")?;
+    Ok(removed)
+}
+
 /// Formats a FAT32 filesystem on `dev` at `start_byte` (length `len`) with `label` and
 /// `volume_id`, then writes `files` into it (see [`add_files_to_fat`]). Returns (path, size)
 /// for each file written.
