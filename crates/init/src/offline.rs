@@ -17,12 +17,16 @@ use sysclone_disk::{Disk, Partition};
 use sysclone_efi::{DevicePathNode, EfiVars, HdSignature};
 use sysclone_media::usbimage::{self, EspFile};
 
-/// The directory on the ESP that holds a staged job (FAT paths use `/` here).
-pub const STAGE_DIR: &str = "EFI/sysclone";
-pub const KERNEL: &str = "EFI/sysclone/vmlinuz.efi";
-pub const INITRD: &str = "EFI/sysclone/initrd.img";
-pub const JOB: &str = "EFI/sysclone/job.toml";
-pub const STATE: &str = "EFI/sysclone/staged.json";
+/// The directory on the ESP that holds a staged job (FAT paths use `/` here). Its own
+/// directory below `EFI/sysclone`, which a sysclone USB stick uses for its kernel: cancelling
+/// never touches a stick.
+pub const STAGE_DIR: &str = "EFI/sysclone/offline";
+/// Its parent, removed with it when nothing else is in it.
+pub const STAGE_PARENT: &str = "EFI/sysclone";
+pub const KERNEL: &str = "EFI/sysclone/offline/vmlinuz.efi";
+pub const INITRD: &str = "EFI/sysclone/offline/initrd.img";
+pub const JOB: &str = "EFI/sysclone/offline/job.toml";
+pub const STATE: &str = "EFI/sysclone/offline/staged.json";
 /// Where the rescue image keeps its logs and reports on that ESP.
 pub const LOG_DIR: &str = "sysclone/logs";
 /// The description of the one-shot boot entry.
@@ -207,6 +211,27 @@ impl Esp {
         Ok(())
     }
 
+    /// Remove the staged job's directory, and its parent when that is left empty.
+    pub fn remove_staged(&self) -> Result<Vec<String>> {
+        let mut removed = self.remove_dir(STAGE_DIR)?;
+        if removed.is_empty() || !self.is_empty_dir(STAGE_PARENT)? {
+            return Ok(removed);
+        }
+        removed.extend(self.remove_dir(STAGE_PARENT)?);
+        Ok(removed)
+    }
+
+    /// Whether `dir` exists and holds nothing (no file, no directory).
+    fn is_empty_dir(&self, dir: &str) -> Result<bool> {
+        if let Some(m) = &self.mountpoint {
+            return Ok(fs::read_dir(m.join(dir)).map(|mut r| r.next().is_none()).unwrap_or(false));
+        }
+        let (dev, off) = self.device();
+        let all = usbimage::read_esp_files(&dev, off, self.part.size_bytes)?;
+        let prefix = format!("{}/", dir.to_ascii_lowercase());
+        Ok(all.iter().any(|e| e.is_dir && e.path.eq_ignore_ascii_case(dir)) && !all.iter().any(|e| e.path.to_ascii_lowercase().starts_with(&prefix)))
+    }
+
     /// Remove `dir` and everything below it; returns the files and directories removed.
     pub fn remove_dir(&self, dir: &str) -> Result<Vec<String>> {
         if let Some(m) = &self.mountpoint {
@@ -262,7 +287,7 @@ fn is_staged_entry(opt: &sysclone_efi::LoadOption, esp_partuuid: &str) -> bool {
         DevicePathNode::HardDrive { signature: HdSignature::Gpt(g), .. } => sysclone_efi::guid_from_disk_bytes(g).eq_ignore_ascii_case(esp_partuuid),
         _ => false,
     });
-    let ours = opt.file_path().is_some_and(|f| f.to_ascii_lowercase().replace('/', "\\").starts_with("\\efi\\sysclone\\"));
+    let ours = opt.file_path().is_some_and(|f| f.to_ascii_lowercase().replace('/', "\\").starts_with("\\efi\\sysclone\\offline\\"));
     on_esp && ours
 }
 
@@ -292,7 +317,7 @@ impl Unstaged {
 pub fn unstage(esp: &Esp, vars: &EfiVars) -> Result<Unstaged> {
     let mut done = Unstaged::default();
     let mut first_err = None;
-    match esp.remove_dir(STAGE_DIR) {
+    match esp.remove_staged() {
         Ok(f) => done.files = f,
         Err(e) => first_err = Some(e),
     }

@@ -73,7 +73,7 @@ pub enum Cmd {
 
 #[derive(Args, Debug)]
 pub struct OfflineConfig {
-    /// Remove the staged job (its files under \EFI\sysclone\, its boot entry, BootNext)
+    /// Remove the staged job (its files under \EFI\sysclone\offline\, its boot entry, BootNext)
     #[arg(long, required = true)]
     pub cancel: bool,
     /// efivarfs directory

@@ -181,7 +181,7 @@ pub fn stage(o: &OfflineArgs, efivars: &Path, plan: StagePlan, dry_run: bool) ->
     }
     if let Some((state, files)) = off::staged_on(&esp)? {
         bail!(
-            "a job is already staged on {} ({}; {} files under \\EFI\\sysclone\\); `sysclone status` shows it, `sysclone offline --cancel` removes it",
+            "a job is already staged on {} ({}; {} files under \\EFI\\sysclone\\offline\\); `sysclone status` shows it, `sysclone offline --cancel` removes it",
             esp.describe(),
             state.map(|s| s.summary).unwrap_or_else(|| "no readable record".into()),
             files.len()
@@ -288,7 +288,7 @@ pub fn stage(o: &OfflineArgs, efivars: &Path, plan: StagePlan, dry_run: bool) ->
         }
     };
     say(&format!(
-        "staged under \\EFI\\sysclone\\ on {}: vmlinuz.efi ({}), initrd.img ({}), job.toml, staged.json",
+        "staged under \\EFI\\sysclone\\offline\\ on {}: vmlinuz.efi ({}), initrd.img ({}), job.toml, staged.json",
         esp.describe(),
         human_bytes(ksize),
         human_bytes(isize)
@@ -343,7 +343,14 @@ pub fn cancel(efivars: &Path) -> Result<()> {
     let vars = EfiVars::new(efivars);
     let mut any = false;
     for esp in off::esps(&disks) {
-        let staged = off::staged_on(&esp)?;
+        // An ESP without a readable FAT (a fresh partition, another tool's) holds no job.
+        let staged = match off::staged_on(&esp) {
+            Ok(s) => s,
+            Err(e) => {
+                sysclone_init::console::detail(&format!("skipped {}: {e:#}", esp.describe()));
+                continue;
+            }
+        };
         let entries = match esp.part.part_uuid.as_deref() {
             Some(u) if vars.is_available() => off::staged_entries(&vars, u)?,
             _ => Vec::new(),
@@ -353,11 +360,12 @@ pub fn cancel(efivars: &Path) -> Result<()> {
         }
         any = true;
         let what = staged.as_ref().and_then(|(s, _)| s.as_ref().map(|s| s.summary.clone())).unwrap_or_else(|| "no readable record".into());
+        let nfiles = staged.as_ref().map(|(_, f)| f.len()).unwrap_or(0);
         let u = off::unstage(&esp, &vars).with_context(|| format!("removing the staged job on {}", esp.describe()))?;
         say(&format!(
             "cancelled the staged job ({what}) on {}: {} files removed, boot entries removed: {}{}",
             esp.describe(),
-            u.files.iter().filter(|f| f.contains('.')).count(),
+            nfiles,
             if u.entries.is_empty() { "none".to_string() } else { u.entries.join(", ") },
             if u.boot_next_cleared { "; BootNext cleared (the next boot starts this system as usual)" } else { "" }
         ));
@@ -377,7 +385,14 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
     let mut staged_doc = Vec::new();
     let mut last: Option<(String, Esp, String)> = None;
     for esp in off::esps(&disks) {
-        if let Some((state, files)) = off::staged_on(&esp)? {
+        let staged = match off::staged_on(&esp) {
+            Ok(s) => s,
+            Err(e) => {
+                sysclone_init::console::detail(&format!("skipped {}: {e:#}", esp.describe()));
+                continue;
+            }
+        };
+        if let Some((state, files)) = staged {
             let entries = esp.part.part_uuid.as_deref().filter(|_| vars.is_available()).map(|u| off::staged_entries(&vars, u)).transpose()?.unwrap_or_default();
             let armed = entries.iter().any(|n| Some(*n) == next);
             if !json {
@@ -396,7 +411,7 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
             }
             staged_doc.push(serde_json::json!({ "esp": esp.part.part_uuid, "record": state, "files": files, "boot_next_armed": armed, "entries": entries.iter().map(|n| sysclone_efi::boot_var_name(*n)).collect::<Vec<_>>() }));
         }
-        for log in off::offline_logs(&esp)? {
+        for log in off::offline_logs(&esp).unwrap_or_default() {
             let name = log.rsplit('/').next().unwrap_or(&log).to_string();
             if last.as_ref().is_none_or(|(n, _, _)| name > *n) {
                 last = Some((name, esp.clone(), log));
