@@ -6,6 +6,7 @@ mod faults;
 mod imaging;
 mod media;
 mod network;
+mod offline;
 mod qemu;
 
 use std::fs;

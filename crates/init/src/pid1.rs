@@ -242,6 +242,9 @@ static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// loader did not set LoaderDevicePartUUID (GRUB, or the kernel started directly).
 static CMDLINE_BOOT_PART: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
+/// The start of this offline run, `YYYYMMDD-HHMMSS`.
+static RUN_STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn offline() -> bool {
     OFFLINE.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -269,6 +272,8 @@ fn unstage_offline(boot_partuuid: Option<&str>) {
         )),
         Err(e) => say(&format!("warning: offline job: could not remove the staged files or boot entry: {e:#}")),
     }
+    // A run that never ends (power cut, reset) leaves this behind for `sysclone status`.
+    save_log("running");
 }
 
 /// Show the job's machine-readable report on the console and keep it to save with the log.
@@ -294,7 +299,10 @@ fn save_log(result: &str) {
     };
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let kind = if offline() { "-offline" } else { "" };
-    let name = format!("{}/{}{kind}-{result}.log", crate::offline::LOG_DIR, stamp(secs));
+    // An offline run's logs share the stamp of its start: the `running` one written as it
+    // starts is superseded by the result's (see `sysclone status`).
+    let when = if offline() { RUN_STAMP.get_or_init(|| stamp(secs)).clone() } else { stamp(secs) };
+    let name = format!("{}/{when}{kind}-{result}.log", crate::offline::LOG_DIR);
     let report = REPORT.lock().ok().and_then(|mut r| r.take());
     let r = (|| -> Result<()> {
         let (disk, part) = boot_partition(&uuid)?;

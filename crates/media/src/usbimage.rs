@@ -1123,6 +1123,28 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_directory_gives_the_space_back() {
+        let len = 40 * MIB;
+        let mut dev = Cursor::new(vec![0u8; len as usize]);
+        write_fat_partition(&mut dev, 0, len, &[EspFile::bytes("EFI/keep/a.efi", b"keep".to_vec())], "ESP", 1).unwrap();
+        let (free0, cluster) = fat_free_space(&mut dev, 0, len).unwrap();
+        assert!(cluster >= 512 && free0 > 30 * MIB, "{free0} {cluster}");
+        let files = [EspFile::bytes("EFI/job/offline/big.img", vec![9u8; 3 * MIB as usize + 1]), EspFile::bytes("EFI/job/offline/j.toml", b"x".to_vec()), EspFile::bytes("EFI/job/top.txt", b"y".to_vec())];
+        add_files_to_fat(&mut dev, 0, len, &files).unwrap();
+        let (free1, _) = fat_free_space(&mut dev, 0, len).unwrap();
+        assert!(free0 - free1 >= 3 * MIB + cluster, "{free0} {free1}");
+        let removed = remove_dir_from_fat(&mut dev, 0, len, "efi/JOB").unwrap();
+        assert_eq!(removed.len(), 5, "{removed:?}");
+        assert_eq!(removed.last().unwrap(), "efi/JOB");
+        assert!(removed.iter().position(|p| p.ends_with("offline")).unwrap() > removed.iter().position(|p| p.ends_with("big.img")).unwrap());
+        assert_eq!(fat_free_space(&mut dev, 0, len).unwrap().0, free0, "space not given back");
+        assert_eq!(read_fat_file(&mut dev, 0, len, "EFI/keep/a.efi").unwrap(), b"keep");
+        assert!(list_fat_files(&mut dev, 0, len).unwrap().iter().all(|e| !e.path.to_ascii_lowercase().contains("job")));
+        // Absent: nothing removed, no error.
+        assert!(remove_dir_from_fat(&mut dev, 0, len, "EFI/nothing").unwrap().is_empty());
+    }
+
+    #[test]
     fn generic_fat_helpers_on_memory() {
         let len = 40 * MIB;
         let mut dev = Cursor::new(vec![0u8; (len + 2 * MIB) as usize]);

@@ -383,7 +383,8 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
     let vars = EfiVars::new(efivars);
     let next = vars.boot_next().ok().flatten();
     let mut staged_doc = Vec::new();
-    let mut last: Option<(String, Esp, String)> = None;
+    // (file name, ESP, path) of every offline run's log on every ESP.
+    let mut logs: Vec<(String, Esp, String)> = Vec::new();
     for esp in off::esps(&disks) {
         let staged = match off::staged_on(&esp) {
             Ok(s) => s,
@@ -412,20 +413,25 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
             staged_doc.push(serde_json::json!({ "esp": esp.part.part_uuid, "record": state, "files": files, "boot_next_armed": armed, "entries": entries.iter().map(|n| sysclone_efi::boot_var_name(*n)).collect::<Vec<_>>() }));
         }
         for log in off::offline_logs(&esp).unwrap_or_default() {
-            let name = log.rsplit('/').next().unwrap_or(&log).to_string();
-            if last.as_ref().is_none_or(|(n, _, _)| name > *n) {
-                last = Some((name, esp.clone(), log));
-            }
+            logs.push((log.rsplit('/').next().unwrap_or(&log).to_string(), esp.clone(), log));
         }
     }
+    // The newest run (logs are named by its start); its result, or `running` when it never
+    // wrote one.
+    let newest = logs.iter().map(|(n, _, _)| n.get(..15).unwrap_or(n).to_string()).max();
+    let run_logs: Vec<&(String, Esp, String)> = logs.iter().filter(|(n, _, _)| newest.as_deref().is_some_and(|s| n.starts_with(s))).collect();
+    let last = run_logs.iter().find(|(n, _, _)| !n.ends_with("-running.log")).or(run_logs.first()).copied();
     let mut last_doc = serde_json::Value::Null;
-    if let Some((name, esp, log)) = &last {
+    if let Some((name, esp, log)) = last {
         let result = name.trim_end_matches(".log").rsplit('-').next().unwrap_or("?").to_string();
         let text = String::from_utf8_lossy(&esp.read(log)?.unwrap_or_default()).into_owned();
         let report = esp.read(&log.replace(".log", ".json"))?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         last_doc = serde_json::json!({ "log": log, "esp": esp.part.part_uuid, "result": result, "report": report });
         if !json {
             say(&format!("last offline run: {result} ({} on {})", log, esp.describe()));
+            if result == "running" {
+                say("  it started but wrote no result on any ESP here: it was interrupted (power cut, reset) or its report is on a disk not attached now; the source was left as it was (the job removed its staged files and boot entry before touching a disk)");
+            }
             for l in text.lines().filter(|l| ["ERROR:", "offline job:", "copied ", "boot entry ", "SYSCLONE-RESULT", "job: ", "saved ", "migrated", "bootability check"].iter().any(|k| l.contains(k))) {
                 say(&format!("  {}", l.trim()));
             }
