@@ -326,6 +326,9 @@ fn reboot_now() -> Result<()> {
     }
     let same = |a: &str, b: &str| std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok()).is_some_and(|(x, y)| x == y);
     if same("/proc/1/exe", "/proc/self/exe") {
+        // No init to unmount for us: leave every disk filesystem clean (a FAT left mounted
+        // keeps its dirty bit) before the reboot system call.
+        unmount_disk_filesystems();
         nix::unistd::sync();
         nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT)?;
         unreachable!("reboot(2) returned");
@@ -337,20 +340,51 @@ fn reboot_now() -> Result<()> {
     Ok(())
 }
 
+/// A staged job's record (when readable) and its files (path, bytes).
+type StagedJob = (Option<Staged>, Vec<(String, u64)>);
+
+/// Every ESP on `disks` with the job staged on it, if any. An ESP without a readable FAT (a
+/// fresh partition, another tool's) holds no job and is skipped (`-v` says so).
+fn readable_esps(disks: &[Disk]) -> Vec<(Esp, Option<StagedJob>)> {
+    off::esps(disks)
+        .into_iter()
+        .filter_map(|esp| match off::staged_on(&esp) {
+            Ok(s) => Some((esp, s)),
+            Err(e) => {
+                sysclone_init::console::detail(&format!("skipped {}: {e:#}", esp.describe()));
+                None
+            }
+        })
+        .collect()
+}
+
+/// Unmount every filesystem on a block device, the last mounted first; one that is busy is
+/// remounted read-only instead. Failures are said, not fatal.
+fn unmount_disk_filesystems() {
+    use nix::mount::{mount, umount, MsFlags};
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts: Vec<String> = info
+        .lines()
+        .filter(|l| l.split(" - ").nth(1).and_then(|r| r.split(' ').nth(1)).is_some_and(|src| src.starts_with("/dev/")))
+        .filter_map(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")))
+        .collect();
+    for m in mounts.iter().rev() {
+        if umount(m.as_str()).is_ok() {
+            say(&format!("unmounted {m}"));
+            continue;
+        }
+        if let Err(e) = mount(None::<&str>, m.as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>) {
+            say(&format!("warning: {m} could not be unmounted or made read-only ({e}); it is synced"));
+        }
+    }
+}
+
 /// `sysclone offline --cancel`: remove every staged job (files, entry, BootNext) on any ESP.
 pub fn cancel(efivars: &Path) -> Result<()> {
     let disks = sysclone_init::run::disks_now(None)?;
     let vars = EfiVars::new(efivars);
     let mut any = false;
-    for esp in off::esps(&disks) {
-        // An ESP without a readable FAT (a fresh partition, another tool's) holds no job.
-        let staged = match off::staged_on(&esp) {
-            Ok(s) => s,
-            Err(e) => {
-                sysclone_init::console::detail(&format!("skipped {}: {e:#}", esp.describe()));
-                continue;
-            }
-        };
+    for (esp, staged) in readable_esps(&disks) {
         let entries = match esp.part.part_uuid.as_deref() {
             Some(u) if vars.is_available() => off::staged_entries(&vars, u)?,
             _ => Vec::new(),
@@ -385,14 +419,7 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
     let mut staged_doc = Vec::new();
     // (file name, ESP, path) of every offline run's log on every ESP.
     let mut logs: Vec<(String, Esp, String)> = Vec::new();
-    for esp in off::esps(&disks) {
-        let staged = match off::staged_on(&esp) {
-            Ok(s) => s,
-            Err(e) => {
-                sysclone_init::console::detail(&format!("skipped {}: {e:#}", esp.describe()));
-                continue;
-            }
-        };
+    for (esp, staged) in readable_esps(&disks) {
         if let Some((state, files)) = staged {
             let entries = esp.part.part_uuid.as_deref().filter(|_| vars.is_available()).map(|u| off::staged_entries(&vars, u)).transpose()?.unwrap_or_default();
             let armed = entries.iter().any(|n| Some(*n) == next);

@@ -159,4 +159,23 @@ fn stage_status_cancel_and_refusals() {
     let o = sysclone(&["offline", "--cancel", "--efivars", efi_s]);
     assert!(o.status.success() && text(&o).contains("no offline job is staged"), "{}", text(&o));
     assert_eq!(sha256(&tgt_img), tgt_before, "the target was written");
+
+    // 7. migrate and save plan the same way; --dry-run prints the job and stages nothing.
+    let o = sysclone(&["migrate", "--source", &src.0, "--target", &tgt.0, "--policy", "grow", "--offline", "--dry-run", "--efivars", efi_s, "--kernel", k, "--initramfs", i]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(msg.contains("operation = \"migrate\"") && msg.contains("policy = \"grow\"") && msg.contains("identities = \"keep\"") && msg.contains("dry run: nothing staged"), "{msg}");
+    run("mount", &[&tgt.part(2), mnt.to_str().unwrap()]);
+    let to = mnt.join("images/monday");
+    let o = sysclone(&["save", "--source", &src.0, "--to", to.to_str().unwrap(), "--offline", "--dry-run", "--efivars", efi_s, "--kernel", k, "--initramfs", i]);
+    let refused = sysclone(&["save", "--source", &src.0, "--to", to.to_str().unwrap(), "--offline", "--level", "9", "--efivars", efi_s, "--kernel", k, "--initramfs", i]);
+    let made = to.exists();
+    run("umount", &[mnt.to_str().unwrap()]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(!made, "a dry run made the image directory");
+    assert!(msg.contains("operation = \"save\"") && msg.contains("partition = 2") && msg.contains("path = \"images/monday\"") && msg.contains("disk = \"ptuuid="), "{msg}");
+    assert!(text(&refused).contains("--level cannot be used with --offline"), "{}", text(&refused));
+    assert!(!fat_files(&esp, "EFI").to_ascii_lowercase().contains("sysclone"), "a dry run staged");
+    assert!(var(&efi, "BootNext").is_none());
 }
