@@ -18,14 +18,16 @@ use crate::{artifacts, boot_description, firmware_vars, line_with, run, u16s, va
 const ROOT: std::ops::Range<usize> = 68_157_440..68_157_440 + (64 << 20);
 
 /// The fixture system disk, its loader entry starting the shell image instead of the
-/// boot check.
+/// boot check. `no_timer_check`, as VMs are often booted: under TCG on a loaded host the
+/// kernel's IO-APIC timer check can fail and panic; `--offline` carries the word over to the
+/// rescue kernel.
 fn running_system(a: &Path, w: &Path) -> PathBuf {
     let src = w.join("src.img");
     fs::copy(a.join("fixture/fixture.img"), &src).unwrap();
     let esp = format!("{}@@1M", src.display());
     run("mcopy", &["-o", "-i", &esp, a.join("rescue-shell/initramfs.img").to_str().unwrap(), "::/EFI/fixture/initramfs.img"]);
     let entry = w.join("fixture.conf");
-    fs::write(&entry, "title fixture system\nlinux /EFI/fixture/vmlinuz\ninitrd /EFI/fixture/initramfs.img\noptions console=ttyS0,115200 panic=10 sysclone.mode=shell\n").unwrap();
+    fs::write(&entry, "title fixture system\nlinux /EFI/fixture/vmlinuz\ninitrd /EFI/fixture/initramfs.img\noptions console=ttyS0,115200 panic=10 no_timer_check sysclone.mode=shell\n").unwrap();
     run("mcopy", &["-o", "-i", &esp, entry.to_str().unwrap(), "::/loader/entries/fixture.conf"]);
     src
 }

@@ -152,10 +152,12 @@ fn kernel_files(o: &OfflineArgs) -> Result<(PathBuf, Option<PathBuf>)> {
     Ok((kernel, Some(modules)))
 }
 
-/// Kernel command line words to keep from the running system: its consoles.
-fn consoles() -> String {
-    let c = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    c.split_whitespace().filter(|w| w.starts_with("console=")).collect::<Vec<_>>().join(" ")
+/// Kernel command line words of the running system that the rescue kernel needs on the same
+/// machine too: its consoles, and the hardware workarounds it was booted with.
+const KEPT_WORDS: &[&str] = &["console", "earlycon", "no_timer_check", "noapic", "nolapic", "acpi", "pci", "iommu", "intel_iommu", "amd_iommu", "nomodeset", "libata.force"];
+
+fn kept_kernel_words(cmdline: &str) -> String {
+    cmdline.split_whitespace().filter(|w| KEPT_WORDS.contains(&w.split('=').next().unwrap_or(w))).collect::<Vec<_>>().join(" ")
 }
 
 fn round_up(n: u64, to: u64) -> u64 {
@@ -209,7 +211,7 @@ pub fn stage(o: &OfflineArgs, efivars: &Path, plan: StagePlan, dry_run: bool) ->
     let cmdline = format!(
         "initrd=\\{} {} panic=10 sysclone.offline sysclone.boot-partuuid={esp_uuid} sysclone.job={} sysclone.job.sha256={job_sha}",
         off::INITRD.replace('/', "\\"),
-        consoles(),
+        kept_kernel_words(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default()),
         off::JOB
     )
     .split_whitespace()
@@ -471,6 +473,16 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
         say("no offline job is staged, and no ESP holds the report of one");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn consoles_and_hardware_words_are_kept() {
+        let c = "BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet console=tty0 console=ttyS0,115200n8 no_timer_check acpi=off splash sysclone.mode=shell";
+        assert_eq!(super::kept_kernel_words(c), "console=tty0 console=ttyS0,115200n8 no_timer_check acpi=off");
+        assert_eq!(super::kept_kernel_words(""), "");
+    }
 }
 
 fn stamp_text(secs: u64) -> String {
