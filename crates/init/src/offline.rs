@@ -342,8 +342,11 @@ pub fn unstage(esp: &Esp, vars: &EfiVars) -> Result<Unstaged> {
     }
 }
 
+/// A staged job's record (when readable) and its files (path, bytes).
+pub type StagedJob = (Option<Staged>, Vec<(String, u64)>);
+
 /// The staged job on an ESP, if there is one: its record (when readable) and files.
-pub fn staged_on(esp: &Esp) -> Result<Option<(Option<Staged>, Vec<(String, u64)>)>> {
+pub fn staged_on(esp: &Esp) -> Result<Option<StagedJob>> {
     let files = esp.list(STAGE_DIR)?;
     if files.is_empty() {
         return Ok(None);

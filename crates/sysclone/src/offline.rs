@@ -10,7 +10,7 @@ use clap::Args;
 use sysclone_disk::{human_bytes, Disk};
 use sysclone_efi::EfiVars;
 use sysclone_init::console::say;
-use sysclone_init::offline::{self as off, Esp, Staged};
+use sysclone_init::offline::{self as off, Esp, Staged, StagedJob};
 use sysclone_media::usbimage::EspFile;
 
 /// The options every command that can run offline takes.
@@ -342,9 +342,6 @@ fn reboot_now() -> Result<()> {
     Ok(())
 }
 
-/// A staged job's record (when readable) and its files (path, bytes).
-type StagedJob = (Option<Staged>, Vec<(String, u64)>);
-
 /// Every ESP on `disks` with the job staged on it, if any. An ESP without a readable FAT (a
 /// fresh partition, another tool's) holds no job and is skipped (`-v` says so).
 fn readable_esps(disks: &[Disk]) -> Vec<(Esp, Option<StagedJob>)> {
@@ -475,6 +472,11 @@ pub fn status(efivars: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn stamp_text(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss) = sysclone_disk::utc_from_unix(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -483,9 +485,4 @@ mod tests {
         assert_eq!(super::kept_kernel_words(c), "console=tty0 console=ttyS0,115200n8 no_timer_check acpi=off");
         assert_eq!(super::kept_kernel_words(""), "");
     }
-}
-
-fn stamp_text(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = sysclone_disk::utc_from_unix(secs);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
