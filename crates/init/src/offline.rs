@@ -367,28 +367,7 @@ mod tests {
     use super::*;
 
     fn disk(name: &str, serial: Option<&str>, guid: Option<&str>, size: u64) -> Disk {
-        Disk {
-            name: name.into(),
-            path: format!("/dev/{name}").into(),
-            devno: String::new(),
-            bus: sysclone_disk::Bus::Virtio,
-            model: None,
-            serial: serial.map(str::to_string),
-            wwn: None,
-            size_bytes: size,
-            logical_sector: 512,
-            physical_sector: 512,
-            rotational: false,
-            removable: false,
-            read_only: false,
-            table: "gpt".into(),
-            disk_guid: guid.map(str::to_string),
-            partitions: vec![],
-            holders: vec![],
-            mounts: vec![],
-            swaps: vec![],
-            roles: vec![],
-        }
+        Disk { name: name.into(), serial: serial.map(str::to_string), disk_guid: guid.map(str::to_string), size_bytes: size, table: "gpt".into(), ..Default::default() }
     }
 
     #[test]
