@@ -1,7 +1,7 @@
 //! Offline jobs (docs/offline.md): a running UEFI system stages a clone of itself for the
 //! next boot, the firmware starts the rescue image once (BootNext), the job clones and the
-//! machine comes back up from the clone; and a power cut during the offline clone leaves the
-//! machine booting its untouched source.
+//! machine comes back up from the clone; a power cut during the offline clone leaves the
+//! machine booting its untouched source; a job that fails reboots to the source too.
 //!
 //! The "running system" is the fixture disk (GPT, ESP with systemd-boot and Debian's
 //! kernel, ext4 root) booting the rescue initramfs in shell mode — a real UEFI Linux with
@@ -162,5 +162,26 @@ fn offline_clone_of_the_running_system_and_a_power_cut() {
     assert!(!log5.contains("sysclone offline job"), "the staged entry survived the cut:\n{log5}");
     assert!(line_with(&log5, "last offline run:").contains("last offline run: running"), "{log5}");
     assert!(log5.contains("interrupted"), "{log5}");
+    assert!(fs::read(&src).unwrap()[ROOT] == root_before[..], "the source's root changed");
+
+    // A job that fails (its target is not attached): the rescue image says why, saves the
+    // failure on the ESP and reboots (nobody is at its console) to the source: the entry and
+    // BootNext are gone, BootOrder is as it was.
+    fs::copy(&src_staged, &src).unwrap();
+    let mut m6 = Machine::with_vars(w, "fails", &vars_staged);
+    m6.disk(Disk::nvme(&src, "SRC1"));
+    let log6 = m6.run(900);
+    assert!(log6.contains("SYSCLONE-RESULT failed") && log6.contains("rebooting"), "a failed offline job must reboot:\n{log6}");
+    assert!(line_with(&log6, "ERROR:").contains("TGT1"), "{log6}");
+    let vars6 = firmware_vars(&m6.vars);
+    assert!(entries_named(&vars6, "sysclone offline job").is_empty() && var(&vars6, "BootNext").is_none(), "the failed job left its entry or BootNext");
+    // BootOrder as it was, except that OVMF itself drops its entry for the disk that is not
+    // attached in this run (TGT1's "UEFI Misc Device").
+    let order6: Vec<String> = u16s(var(&vars6, "BootOrder").unwrap()).iter().map(|n| format!("{n:04X}")).collect();
+    let kept: Vec<&str> = order_before.split(',').filter(|n| order6.iter().any(|m| m == n)).collect();
+    assert_eq!(order6.join(","), kept.join(","), "a failed job changed BootOrder (before: {order_before})");
+    assert!(order6.len() + 1 >= order_before.split(',').count(), "more than the absent disk's entry left BootOrder: {order6:?} vs {order_before}");
+    let logs = esp_dir(&src, "sysclone/logs");
+    assert!(logs.contains("-offline-failed.log") && logs.contains("-offline-failed.json"), "no failure report on the ESP: {logs}");
     assert!(fs::read(&src).unwrap()[ROOT] == root_before[..], "the source's root changed");
 }
