@@ -40,11 +40,17 @@ _sysclone() {
             sysclone,migrate)
                 cmd="sysclone__subcmd__migrate"
                 ;;
+            sysclone,offline)
+                cmd="sysclone__subcmd__offline"
+                ;;
             sysclone,restore)
                 cmd="sysclone__subcmd__restore"
                 ;;
             sysclone,save)
                 cmd="sysclone__subcmd__save"
+                ;;
+            sysclone,status)
+                cmd="sysclone__subcmd__status"
                 ;;
             sysclone__subcmd__boot,active)
                 cmd="sysclone__subcmd__boot__subcmd__active"
@@ -124,11 +130,17 @@ _sysclone() {
             sysclone__subcmd__help,migrate)
                 cmd="sysclone__subcmd__help__subcmd__migrate"
                 ;;
+            sysclone__subcmd__help,offline)
+                cmd="sysclone__subcmd__help__subcmd__offline"
+                ;;
             sysclone__subcmd__help,restore)
                 cmd="sysclone__subcmd__help__subcmd__restore"
                 ;;
             sysclone__subcmd__help,save)
                 cmd="sysclone__subcmd__help__subcmd__save"
+                ;;
+            sysclone__subcmd__help,status)
+                cmd="sysclone__subcmd__help__subcmd__status"
                 ;;
             sysclone__subcmd__help__subcmd__boot,active)
                 cmd="sysclone__subcmd__help__subcmd__boot__subcmd__active"
@@ -236,7 +248,7 @@ _sysclone() {
 
     case "${cmd}" in
         sysclone)
-            opts="-q -v -h -V --quiet --verbose --progress --help --version disks clone migrate save restore boot image job gen-docs help"
+            opts="-q -v -h -V --quiet --verbose --progress --help --version disks clone migrate save restore boot image job offline status gen-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -624,7 +636,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__clone)
-            opts="-y -q -v -h --source --target --mode --protect --boot-policy --prune-stale --efivars --verify --map --discard-unused --dry-run --yes --json --quiet --verbose --progress --help"
+            opts="-y -q -v -h --source --target --mode --protect --boot-policy --prune-stale --efivars --verify --map --discard-unused --dry-run --yes --json --offline --reboot --kernel --modules --initramfs --esp --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,6 +667,22 @@ _sysclone() {
                     return 0
                     ;;
                 --map)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kernel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --modules)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --initramfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -714,7 +742,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__help)
-            opts="disks clone migrate save restore boot image job gen-docs help"
+            opts="disks clone migrate save restore boot image job offline status gen-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1049,6 +1077,20 @@ _sysclone() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sysclone__subcmd__help__subcmd__offline)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sysclone__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1064,6 +1106,20 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__help__subcmd__save)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sysclone__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1486,7 +1542,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__migrate)
-            opts="-y -q -v -h --source --target --policy --grow-part --size --only --exclude --new-identities --boot-policy --efivars --dry-run --yes --json --quiet --verbose --progress --help"
+            opts="-y -q -v -h --source --target --policy --grow-part --size --only --exclude --new-identities --boot-policy --efivars --dry-run --yes --json --offline --reboot --kernel --modules --initramfs --esp --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1524,6 +1580,44 @@ _sysclone() {
                     COMPREPLY=($(compgen -W "first next add none" -- "${cur}"))
                     return 0
                     ;;
+                --efivars)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kernel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --modules)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --initramfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sysclone__subcmd__offline)
+            opts="-q -v -h --cancel --efivars --quiet --verbose --progress --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --efivars)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1598,7 +1692,7 @@ _sysclone() {
             return 0
             ;;
         sysclone__subcmd__save)
-            opts="-q -v -h --source --to --partitions --level --split-size --base --chunk-size --sign --dry-run --json --quiet --verbose --progress --help"
+            opts="-q -v -h --source --to --partitions --level --split-size --base --chunk-size --sign --dry-run --json --efivars --offline --reboot --kernel --modules --initramfs --esp --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1633,6 +1727,48 @@ _sysclone() {
                     return 0
                     ;;
                 --sign)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --efivars)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kernel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --modules)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --initramfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain json none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sysclone__subcmd__status)
+            opts="-q -v -h --json --efivars --quiet --verbose --progress --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --efivars)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

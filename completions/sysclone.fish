@@ -41,6 +41,8 @@ complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "restore" -d 'Writ
 complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "boot" -d 'UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)'
 complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "image" -d 'Boot media (build, write) and saved disk images (verify, info, export)'
 complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "job" -d 'Job files'
+complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "offline" -d 'Offline jobs (staged with clone/migrate/save --offline): cancel one before it runs'
+complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "status" -d 'The offline job staged for the next boot, and the last offline run\'s report'
 complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "gen-docs" -d 'Write the man pages and shell completions (for packagers; see scripts/gen-docs)'
 complete -c sysclone -n "__fish_sysclone_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand disks" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
@@ -64,6 +66,10 @@ add\t'Entries for the target, BootOrder unchanged'
 none\t'Change no EFI variable'"
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l efivars -d 'efivarfs directory' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l map -d 'Keep a ddrescue-format map here; if it exists, resume the clone it describes' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l kernel -d 'With --offline: the rescue kernel [default: /boot/vmlinuz-RELEASE of the running kernel]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l modules -d 'With --offline: that kernel\'s modules [default: /lib/modules/RELEASE]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l initramfs -d 'With --offline: stage this initramfs (from `sysclone image build`) instead of building one from the kernel\'s modules' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l esp -d 'With --offline: the ESP to stage on, by PARTUUID [default: the one the firmware booted this system from]' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -75,6 +81,8 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l discard-unus
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l dry-run -d 'Show the plan, write nothing'
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -s y -l yes -d 'Do not ask for the typed confirmation (the write guard still applies)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l json -d 'Print the report as JSON on standard output'
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l offline -d 'Run it offline: stage the job and a rescue image on this system\'s ESP, start it once at the next boot (BootNext), come back afterwards (see docs/offline.md)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -l reboot -d 'With --offline: reboot as soon as the job is staged'
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand clone" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -93,6 +101,10 @@ next\t'Entries for the target, BootNext only: boot the clone once, BootOrder sta
 add\t'Entries for the target, BootOrder unchanged'
 none\t'Change no EFI variable'"
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l efivars -d 'efivarfs directory' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l kernel -d 'With --offline: the rescue kernel [default: /boot/vmlinuz-RELEASE of the running kernel]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l modules -d 'With --offline: that kernel\'s modules [default: /lib/modules/RELEASE]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l initramfs -d 'With --offline: stage this initramfs (from `sysclone image build`) instead of building one from the kernel\'s modules' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l esp -d 'With --offline: the ESP to stage on, by PARTUUID [default: the one the firmware booted this system from]' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -102,6 +114,8 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l new-identi
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l dry-run -d 'Show the plan, write nothing'
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -s y -l yes -d 'Do not ask for the typed confirmation (the write guard still applies)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l json -d 'Print the report as JSON on standard output'
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l offline -d 'Run it offline: stage the job and a rescue image on this system\'s ESP, start it once at the next boot (BootNext), come back afterwards (see docs/offline.md)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -l reboot -d 'With --offline: reboot as soon as the job is staged'
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -113,6 +127,11 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l split-size -d
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l base -d 'An earlier image of this disk: chunks it holds are referenced, not stored again (it must stay where it is, relative to the new image, to restore the new one)' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l chunk-size -d 'Largest chunk (4K to 64M; default 4M, or the base image\'s): chunks are cut on a fixed grid of this size, so smaller chunks make later incremental images smaller' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l sign -d 'Sign the manifest with this minisign secret key afterwards (runs `minisign -S`, which asks for the key\'s password; writes manifest.json.minisig)' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l efivars -d 'efivarfs directory (with --offline)' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l kernel -d 'With --offline: the rescue kernel [default: /boot/vmlinuz-RELEASE of the running kernel]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l modules -d 'With --offline: that kernel\'s modules [default: /lib/modules/RELEASE]' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l initramfs -d 'With --offline: stage this initramfs (from `sysclone image build`) instead of building one from the kernel\'s modules' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l esp -d 'With --offline: the ESP to stage on, by PARTUUID [default: the one the firmware booted this system from]' -r
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
 bar\t''
 plain\t''
@@ -120,6 +139,8 @@ json\t''
 none\t''"
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l dry-run -d 'Show the plan, write nothing'
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l json -d 'Print the report as JSON on standard output'
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l offline -d 'Run it offline: stage the job and a rescue image on this system\'s ESP, start it once at the next boot (BootNext), come back afterwards (see docs/offline.md)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand save" -l reboot -d 'With --offline: reboot as soon as the job is staged'
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand save" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -407,6 +428,26 @@ complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_s
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a job file and print what it will do'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run a job file on this machine, as the rescue image would (writes disks)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -l efivars -d 'efivarfs directory' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
+bar\t''
+plain\t''
+json\t''
+none\t''"
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -l cancel -d 'Remove the staged job (its files under \\EFI\\sysclone\\offline\\, its boot entry, BootNext)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand offline" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -l efivars -d 'efivarfs directory' -r -F
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
+bar\t''
+plain\t''
+json\t''
+none\t''"
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -l json -d 'Print JSON instead of text'
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -l man -d 'Directory for sysclone.1, sysclone-SUBCOMMAND.1, …' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -l completions -d 'Directory for sysclone.bash, _sysclone (zsh) and sysclone.fish' -r -F
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -l progress -d 'How to show progress: a live bar, plain lines, JSON events (on standard error), or none' -r -f -a "auto\t'A bar on a terminal, plain lines otherwise'
@@ -417,16 +458,18 @@ none\t''"
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -s q -l quiet -d 'Quieter: no progress and no detail lines (messages, results and errors stay)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -s v -l verbose -d 'More detail (boot list: device paths, like efibootmgr -v)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand gen-docs" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "disks" -d 'List disks, their partitions and roles'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "clone" -d 'Clone one disk onto another (every byte, or used blocks only)'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "migrate" -d 'Move chosen partitions onto a smaller or larger disk, resized'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "save" -d 'Save a disk\'s used blocks into an image directory (compressed, checksummed)'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "restore" -d 'Write an image directory back onto a disk of at least the saved disk\'s size'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "boot" -d 'UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "image" -d 'Boot media (build, write) and saved disk images (verify, info, export)'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "job" -d 'Job files'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "gen-docs" -d 'Write the man pages and shell completions (for packagers; see scripts/gen-docs)'
-complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job gen-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "disks" -d 'List disks, their partitions and roles'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "clone" -d 'Clone one disk onto another (every byte, or used blocks only)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "migrate" -d 'Move chosen partitions onto a smaller or larger disk, resized'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "save" -d 'Save a disk\'s used blocks into an image directory (compressed, checksummed)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "restore" -d 'Write an image directory back onto a disk of at least the saved disk\'s size'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "boot" -d 'UEFI boot entries (list, create, delete, order, next, timeout, active/inactive)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "image" -d 'Boot media (build, write) and saved disk images (verify, info, export)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "job" -d 'Job files'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "offline" -d 'Offline jobs (staged with clone/migrate/save --offline): cancel one before it runs'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "status" -d 'The offline job staged for the next boot, and the last offline run\'s report'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "gen-docs" -d 'Write the man pages and shell completions (for packagers; see scripts/gen-docs)'
+complete -c sysclone -n "__fish_sysclone_using_subcommand help; and not __fish_seen_subcommand_from disks clone migrate save restore boot image job offline status gen-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand help; and __fish_seen_subcommand_from boot" -f -a "list" -d 'List BootCurrent, BootNext, Timeout, BootOrder and every Boot#### (like efibootmgr)'
 complete -c sysclone -n "__fish_sysclone_using_subcommand help; and __fish_seen_subcommand_from boot" -f -a "create" -d 'Create a boot entry HD(partition)/File(loader); an identical entry is reused'
 complete -c sysclone -n "__fish_sysclone_using_subcommand help; and __fish_seen_subcommand_from boot" -f -a "delete" -d 'Delete a Boot#### entry (and remove it from BootOrder and BootNext)'

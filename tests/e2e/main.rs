@@ -8,6 +8,7 @@ mod imaging;
 mod lab;
 mod media;
 mod network;
+mod offline;
 mod power;
 mod qemu;
 

@@ -14,7 +14,7 @@ use crate::probe::{probe, FsInfo, PROBE_BYTES};
 use crate::table::{read_table, PartitionTable};
 
 /// The bus a disk hangs off, as a person would name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Bus {
     Nvme,
@@ -24,6 +24,7 @@ pub enum Bus {
     Virtio,
     Mmc,
     Loop,
+    #[default]
     Other,
 }
 
@@ -61,8 +62,8 @@ pub struct Partition {
     pub fs: Option<FsInfo>,
 }
 
-/// One whole disk.
-#[derive(Debug, Clone, Serialize)]
+/// One whole disk. (`Default` is an empty description, for tests that build one.)
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Disk {
     /// Kernel name: `nvme0n1`, `sda`, `vda`, `loop3`.
     pub name: String,

@@ -93,6 +93,27 @@ pub fn check_target(target: &Disk, ctx: &GuardContext) -> Result<()> {
 /// `required_bytes` is the least size the operation needs. The disk's identity (serial and
 /// size) is read again from the kernel, so a disk swapped since selection is refused.
 pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logical_sector: Option<u32>) -> Result<TargetHandle> {
+    let now = check_target_now(target, ctx, required_bytes, logical_sector)?;
+    let who = target.describe();
+    let file = open_exclusive(&now.path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            refuse(Rule::Held, format!("refusing to write {who}: the kernel says it is busy (opened exclusively, mounted or held); close what uses it (mounts, swap, LVM/RAID/dm, another sysclone) and run again"))
+        } else if e.raw_os_error() == Some(libc::EROFS) || e.raw_os_error() == Some(libc::EACCES) {
+            refuse(Rule::ReadOnly, format!("refusing to write {who}: opening it for writing failed: {e}; check its write protection, or choose another target"))
+        } else {
+            anyhow::Error::new(e).context(format!("opening {} for writing", now.path.display()))
+        }
+    })?;
+    if file.metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false) && sys::is_read_only(file.as_fd()).unwrap_or(false) {
+        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only; run `blockdev --setrw {}` if that is a leftover software flag, or choose another target", now.path.display())));
+    }
+    Ok(TargetHandle { disk: now, file })
+}
+
+/// Every rule of [`open_target`] except the exclusive open itself: identity, read-only,
+/// mounted, swap, holders, size, sector size, checked against the kernel's view now. Returns
+/// the disk as it is now. A plan staged for later (`--offline`) is checked with this.
+pub fn check_target_now(target: &Disk, ctx: &GuardContext, required_bytes: u64, logical_sector: Option<u32>) -> Result<Disk> {
     check_target(target, ctx)?;
     let who = target.describe();
     // Identity again, from the kernel, now.
@@ -132,19 +153,7 @@ pub fn open_target(target: &Disk, ctx: &GuardContext, required_bytes: u64, logic
             ));
         }
     }
-    let file = open_exclusive(&now.path).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            refuse(Rule::Held, format!("refusing to write {who}: the kernel says it is busy (opened exclusively, mounted or held); close what uses it (mounts, swap, LVM/RAID/dm, another sysclone) and run again"))
-        } else if e.raw_os_error() == Some(libc::EROFS) || e.raw_os_error() == Some(libc::EACCES) {
-            refuse(Rule::ReadOnly, format!("refusing to write {who}: opening it for writing failed: {e}; check its write protection, or choose another target"))
-        } else {
-            anyhow::Error::new(e).context(format!("opening {} for writing", now.path.display()))
-        }
-    })?;
-    if file.metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false) && sys::is_read_only(file.as_fd()).unwrap_or(false) {
-        return Err(refuse(Rule::ReadOnly, format!("refusing to write {who}: the kernel reports it read-only; run `blockdev --setrw {}` if that is a leftover software flag, or choose another target", now.path.display())));
-    }
-    Ok(TargetHandle { disk: now, file })
+    Ok(now)
 }
 
 fn open_exclusive(path: &Path) -> std::io::Result<File> {

@@ -10,7 +10,7 @@ pub mod sys;
 pub mod table;
 
 pub use discover::{discover, human_bytes, mark_boot_medium, mark_system, Bus, Disk, Partition, Roots};
-pub use guard::{check_target, open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
+pub use guard::{check_target, check_target_now, open_source, open_target, GuardContext, Refusal, Rule, SourceHandle, TargetHandle};
 pub use outcome::{BadSectors, VerifyFailed};
 pub use select::{parse_size, Selector};
 

@@ -42,6 +42,39 @@ fn mount_point_of(path: &Path) -> Option<String> {
         .max_by_key(|m| m.len())
 }
 
+/// Where a directory on this system lies, as a job names it: the disk, the partition number
+/// and the path relative to that partition's root (for `save --offline`, whose rescue image
+/// mounts the partition by selector).
+pub fn image_location(path: &Path) -> Result<(Disk, u32, String)> {
+    let abs = std::env::current_dir().context("reading the current directory")?.join(path);
+    let existing = abs.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+    let parent = existing.canonicalize()?;
+    let full = parent.join(abs.strip_prefix(existing).unwrap_or(Path::new("")));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    // Field 5 is the mount point; after " - ": type, source.
+    let (mp, source) = info
+        .lines()
+        .filter_map(|l| {
+            let mp = l.split(' ').nth(4)?.replace("\\040", " ");
+            let src = l.split(" - ").nth(1)?.split(' ').nth(1)?.to_string();
+            Some((mp, src))
+        })
+        .filter(|(m, _)| parent.starts_with(m))
+        .max_by_key(|(m, _)| m.len())
+        .ok_or_else(|| anyhow::anyhow!("{} is on no mounted filesystem", path.display()))?;
+    let name = std::fs::canonicalize(&source).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
+    let disks = disks_now(None)?;
+    let (disk, part) = disks
+        .iter()
+        .find_map(|d| d.partitions.iter().find(|p| p.name.as_deref() == Some(name.as_str())).map(|p| (d.clone(), p.number)))
+        .ok_or_else(|| anyhow::anyhow!("{} is on {source} (mounted at {mp}), which is no partition of a disk here; an offline job mounts its images partition by disk and number", path.display()))?;
+    let rel = full.strip_prefix(&mp).unwrap_or(&full).to_string_lossy().trim_start_matches('/').to_string();
+    if rel.is_empty() {
+        bail!("{}: give a directory below the partition's root ({mp}) for the image", path.display());
+    }
+    Ok((disk, part, rel))
+}
+
 /// Save the selected disk's used blocks into `req.to`.
 pub fn run_save(req: &SaveRequest) -> Result<Option<SaveReport>> {
     let disks = disks_now(None)?;

@@ -9,6 +9,7 @@ pub mod imaging;
 pub mod job;
 pub mod kmod;
 pub mod migrate;
+pub mod offline;
 pub mod pid1;
 pub mod restore;
 pub mod run;

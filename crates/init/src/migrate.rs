@@ -144,6 +144,8 @@ pub fn run_migrate(opts: &MigrateOptions) -> Result<MigrateReport> {
     let plan = plan_migration(&layout, &req)?;
     say(&plan.show(&layout));
     if opts.dry_run {
+        // The rules the write would meet, checked now (a plan staged for --offline too).
+        sysclone_disk::check_target_now(&tgt, &ctx, plan.parts.iter().map(|p| p.end()).max().unwrap_or(0), None)?;
         say("dry run: nothing written");
         return Ok(MigrateReport { source: src.describe(), target: tgt.describe(), parts: Vec::new(), new_ids: Vec::new(), references: Vec::new(), bootability: None, actions: plan.actions.clone(), seconds: 0.0, boot: None });
     }

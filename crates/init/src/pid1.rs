@@ -183,6 +183,10 @@ fn setup() -> Result<Setup> {
             if trust.require_signature { "; signatures required (pins are not enough)" } else { "" }
         ));
     }
+    if let Ok(mut c) = CMDLINE_BOOT_PART.lock() {
+        *c = cmdline.get("sysclone.boot-partuuid").map(str::to_string);
+    }
+    OFFLINE.store(cmdline.has("sysclone.offline"), std::sync::atomic::Ordering::Relaxed);
     Ok(Setup { cmdline, loader, boot_partuuid, net: None, trust })
 }
 
@@ -290,6 +294,48 @@ fn memory_line() -> String {
 
 static REPORT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
+/// Set when the kernel command line says `sysclone.offline`: this boot runs a job staged on
+/// the running system's ESP (see [`crate::offline`]). Failures then reboot (back to the
+/// source) instead of waiting at a menu, and logs are named `…-offline-RESULT`.
+static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The boot partition named on the command line (`sysclone.boot-partuuid=`), when the boot
+/// loader did not set LoaderDevicePartUUID (GRUB, or the kernel started directly).
+static CMDLINE_BOOT_PART: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The start of this offline run, `YYYYMMDD-HHMMSS`.
+static RUN_STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn offline() -> bool {
+    OFFLINE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An offline job's first step, before any disk is chosen: remove what was staged (the
+/// files under \EFI\sysclone\ and the one-shot boot entry), so that neither survives into
+/// a clone nor is started again, whatever happens next. A failure is said, not fatal: the
+/// firmware has already consumed BootNext.
+fn unstage_offline(boot_partuuid: Option<&str>) {
+    let r = (|| -> Result<crate::offline::Unstaged> {
+        let uuid = boot_partuuid.ok_or_else(|| anyhow!("no sysclone.boot-partuuid= on the command line"))?;
+        let disks = disks_now(Some(uuid))?;
+        let esp = crate::offline::esps(&disks)
+            .into_iter()
+            .find(|e| e.part.part_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uuid)))
+            .ok_or_else(|| anyhow!("the ESP {uuid} is not among the disks"))?;
+        crate::offline::unstage(&esp, &sysclone_efi::EfiVars::new(EFIVARS))
+    })();
+    match r {
+        Ok(u) => say(&format!(
+            "offline job: staged files removed ({}), boot entries removed ({}){}",
+            u.files.len(),
+            if u.entries.is_empty() { "none".to_string() } else { u.entries.join(", ") },
+            if u.boot_next_cleared { ", BootNext cleared" } else { "" }
+        )),
+        Err(e) => say(&format!("warning: offline job: could not remove the staged files or boot entry: {e:#}")),
+    }
+    // A run that never ends (power cut, reset) leaves this behind for `sysclone status`.
+    save_log("running");
+}
+
 /// Show the job's machine-readable report on the console and keep it to save with the log.
 fn report_json(json: String) {
     say(&format!("SYSCLONE-REPORT {json}"));
@@ -307,11 +353,16 @@ pub fn stamp(secs: u64) -> String {
 /// Keep the console log on the boot medium's ESP, under `sysclone/logs/`, so the result can
 /// be read on any machine afterwards. A failure to save is said, never fatal.
 fn save_log(result: &str) {
-    let Some(uuid) = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten() else {
+    let from_cmdline = CMDLINE_BOOT_PART.lock().ok().and_then(|c| c.clone());
+    let Some(uuid) = sysclone_efi::EfiVars::new(EFIVARS).loader_device_part_uuid().ok().flatten().or(from_cmdline) else {
         return;
     };
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let name = format!("sysclone/logs/{}-{result}.log", stamp(secs));
+    let kind = if offline() { "-offline" } else { "" };
+    // An offline run's logs share the stamp of its start: the `running` one written as it
+    // starts is superseded by the result's (see `sysclone status`).
+    let when = if offline() { RUN_STAMP.get_or_init(|| stamp(secs)).clone() } else { stamp(secs) };
+    let name = format!("{}/{when}{kind}-{result}.log", crate::offline::LOG_DIR);
     let report = REPORT.lock().ok().and_then(|mut r| r.take());
     let r = (|| -> Result<()> {
         let (disk, part) = boot_partition(&uuid)?;
@@ -338,6 +389,14 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 fn failure_menu(err: &str, on_failure: After) {
     say(&format!("SYSCLONE-RESULT failed\nERROR: {err}"));
     upload_report("failed", Some(err));
+    // Nobody is at an offline job's console: the report says why, and the machine goes back
+    // to the source (BootNext was one-shot; the staged entry is gone).
+    let on_failure = if offline() && on_failure == After::Menu { After::Reboot } else { on_failure };
+    if offline() {
+        if let Ok(mut r) = REPORT.lock() {
+            r.get_or_insert_with(|| serde_json::json!({ "result": "failed", "error": err }).to_string());
+        }
+    }
     save_log("failed");
     if on_failure != After::Menu {
         power(on_failure);
@@ -470,7 +529,13 @@ fn worker(previous: Option<String>) -> ! {
             match setup.cmdline.get("sysclone.job").map(str::to_string) {
                 Some(path) if mode != "interactive" => {
                     let policy = setup.trust.pinned("sysclone.job.sha256=", setup.cmdline.get("sysclone.job.sha256"));
-                    let job = load_job(&path, setup.boot_partuuid.as_deref(), &policy, setup.cmdline.get("sysclone.job.sig"))?;
+                    let job = load_job(&path, setup.boot_partuuid.as_deref(), &policy, setup.cmdline.get("sysclone.job.sig"));
+                    // A staged offline job leaves the ESP (files and boot entry) before any
+                    // disk is touched, whatever comes of it: it never runs twice.
+                    if offline() {
+                        unstage_offline(setup.boot_partuuid.as_deref());
+                    }
+                    let job = job?;
                     on_failure = job.on_failure;
                     if job.needs_network() && setup.net.is_none() {
                         setup.net = Some(network(&setup.cmdline)?);

@@ -185,14 +185,16 @@ pub fn run_clone(opts: &CloneOptions) -> Result<Outcome> {
     let gpt = read_source_gpt(&src, &sh.file)?;
     let plan = plan_for(opts.mode, &src, &sh.file, gpt.as_ref(), &tgt, &mut None)?;
     say(&plan.show());
+    let need = plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes);
     if opts.dry_run {
+        // The rules the write would meet, checked now (a plan staged for --offline too).
+        sysclone_disk::check_target_now(&tgt, &ctx, need, Some(src.logical_sector))?;
         say("dry run: nothing written");
         return Ok(Outcome { copy: None, targets: Vec::new(), boot_entry: None, loader: None, boot: None });
     }
     if opts.confirm == Confirm::Ask {
         ask_serial(&tgt)?;
     }
-    let need = plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes);
     let th = open_target(&tgt, &ctx, need, Some(src.logical_sector))?;
     let mut progress = progress_printer("copy");
     let exec = ExecOptions { verify: opts.verify, map: opts.map.clone(), discard_unused: opts.discard_unused, ..Default::default() };
@@ -272,6 +274,9 @@ fn run_duplicate(opts: &CloneOptions) -> Result<Outcome> {
         say(&p.show());
     }
     if opts.dry_run {
+        for (t, plan) in tgts.iter().zip(&plans) {
+            sysclone_disk::check_target_now(t, &ctx, plan.regions.iter().map(|r| r.start + r.len).max().unwrap_or(0).max(plan.head_bytes), Some(src.logical_sector))?;
+        }
         say("dry run: nothing written");
         return Ok(Outcome { copy: None, targets: Vec::new(), boot_entry: None, loader: None, boot: None });
     }

@@ -453,6 +453,41 @@ pub fn add_files_to_fat_at<D: Read + Write + Seek>(
     Ok(written)
 }
 
+/// Free space of the FAT filesystem at `start_byte` of `dev`: (free bytes, cluster bytes).
+pub fn fat_free_space<D: Read + Write + Seek>(dev: D, start_byte: u64, len: u64) -> Result<(u64, u64)> {
+    let fs = open_fat(dev, start_byte, len)?;
+    let st = fs.stats().context("reading the FAT's free cluster count")?;
+    let cluster = u64::from(st.cluster_size());
+    Ok((u64::from(st.free_clusters()) * cluster, cluster))
+}
+
+/// Removes the directory `dir` (path case-insensitive) and everything below it from the FAT
+/// filesystem at `start_byte` of `dev`. Returns the paths removed (files first, then the
+/// directories, deepest first); an absent directory removes nothing.
+pub fn remove_dir_from_fat<D: Read + Write + Seek>(dev: D, start_byte: u64, len: u64, dir: &str) -> Result<Vec<String>> {
+    let d = clean_fat_path(dir)?;
+    let fs = open_fat(dev, start_byte, len)?;
+    let mut removed = Vec::new();
+    {
+        let root = fs.root_dir();
+        let top = match root.open_dir(&d) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(e).with_context(|| format!("opening directory {d} on FAT volume")),
+        };
+        let mut entries = Vec::new();
+        walk_fat(&top, &d, 0, &mut entries)?;
+        // Files first, then directories from the deepest.
+        entries.sort_by_key(|e| (e.is_dir, std::cmp::Reverse(e.path.matches('/').count())));
+        for e in entries.iter().map(|e| e.path.clone()).chain(std::iter::once(d.clone())) {
+            root.remove(&e).with_context(|| format!("removing {e} from FAT volume"))?;
+            removed.push(e);
+        }
+    }
+    fs.unmount().context("unmounting FAT volume")?;
+    Ok(removed)
+}
+
 /// Formats a FAT32 filesystem on `dev` at `start_byte` (length `len`) with `label` and
 /// `volume_id`, then writes `files` into it (see [`add_files_to_fat`]). Returns (path, size)
 /// for each file written.
@@ -1085,6 +1120,28 @@ mod tests {
         assert!(e.contains("nope.txt"), "{e}");
         // Not a FAT filesystem at that offset.
         assert!(read_esp_files(&b.img, 0, r.esp_len).is_err());
+    }
+
+    #[test]
+    fn removing_a_directory_gives_the_space_back() {
+        let len = 40 * MIB;
+        let mut dev = Cursor::new(vec![0u8; len as usize]);
+        write_fat_partition(&mut dev, 0, len, &[EspFile::bytes("EFI/keep/a.efi", b"keep".to_vec())], "ESP", 1).unwrap();
+        let (free0, cluster) = fat_free_space(&mut dev, 0, len).unwrap();
+        assert!(cluster >= 512 && free0 > 30 * MIB, "{free0} {cluster}");
+        let files = [EspFile::bytes("EFI/job/offline/big.img", vec![9u8; 3 * MIB as usize + 1]), EspFile::bytes("EFI/job/offline/j.toml", b"x".to_vec()), EspFile::bytes("EFI/job/top.txt", b"y".to_vec())];
+        add_files_to_fat(&mut dev, 0, len, &files).unwrap();
+        let (free1, _) = fat_free_space(&mut dev, 0, len).unwrap();
+        assert!(free0 - free1 >= 3 * MIB + cluster, "{free0} {free1}");
+        let removed = remove_dir_from_fat(&mut dev, 0, len, "efi/JOB").unwrap();
+        assert_eq!(removed.len(), 5, "{removed:?}");
+        assert_eq!(removed.last().unwrap(), "efi/JOB");
+        assert!(removed.iter().position(|p| p.ends_with("offline")).unwrap() > removed.iter().position(|p| p.ends_with("big.img")).unwrap());
+        assert_eq!(fat_free_space(&mut dev, 0, len).unwrap().0, free0, "space not given back");
+        assert_eq!(read_fat_file(&mut dev, 0, len, "EFI/keep/a.efi").unwrap(), b"keep");
+        assert!(list_fat_files(&mut dev, 0, len).unwrap().iter().all(|e| !e.path.to_ascii_lowercase().contains("job")));
+        // Absent: nothing removed, no error.
+        assert!(remove_dir_from_fat(&mut dev, 0, len, "EFI/nothing").unwrap().is_empty());
     }
 
     #[test]

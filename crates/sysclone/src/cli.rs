@@ -55,6 +55,10 @@ pub enum Cmd {
     /// Job files
     #[command(subcommand)]
     Job(JobCmd),
+    /// Offline jobs (staged with clone/migrate/save --offline): cancel one before it runs
+    Offline(OfflineConfig),
+    /// The offline job staged for the next boot, and the last offline run's report
+    Status(StatusConfig),
     /// Write the man pages and shell completions (for packagers; see scripts/gen-docs)
     #[command(hide = true)]
     GenDocs {
@@ -65,6 +69,26 @@ pub enum Cmd {
         #[arg(long, value_name = "DIR")]
         completions: PathBuf,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct OfflineConfig {
+    /// Remove the staged job (its files under \EFI\sysclone\offline\, its boot entry, BootNext)
+    #[arg(long, required = true)]
+    pub cancel: bool,
+    /// efivarfs directory
+    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
+    pub efivars: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusConfig {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// efivarfs directory
+    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
+    pub efivars: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +157,8 @@ pub struct CloneConfig {
     pub discard_unused: bool,
     #[command(flatten)]
     pub flags: WriteFlags,
+    #[command(flatten)]
+    pub offline: crate::offline::OfflineArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -174,6 +200,8 @@ pub struct MigrateConfig {
     pub efivars: PathBuf,
     #[command(flatten)]
     pub flags: WriteFlags,
+    #[command(flatten)]
+    pub offline: crate::offline::OfflineArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +278,11 @@ pub struct SaveConfig {
     /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    /// efivarfs directory (with --offline)
+    #[arg(long, default_value = "/sys/firmware/efi/efivars")]
+    pub efivars: PathBuf,
+    #[command(flatten)]
+    pub offline: crate::offline::OfflineArgs,
 }
 
 #[derive(Args, Debug)]
@@ -413,6 +446,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Image(ImageCmd::Export { dir, raw, json }) => crate::saved_image::export(&dir, &raw, json),
         Cmd::Job(JobCmd::Check { file, plan, json, sig, trust }) => job_check(file, plan, json, sig, &trust.policy()?),
         Cmd::Job(JobCmd::Run { file, yes, sig, trust }) => job_run(file, yes, sig, &trust.policy()?),
+        Cmd::Offline(c) => crate::offline::cancel(&c.efivars),
+        Cmd::Status(c) => crate::offline::status(&c.efivars, c.json),
         Cmd::GenDocs { man, completions } => crate::gen_docs::generate(&man, &completions),
     }
 }
@@ -438,6 +473,9 @@ fn disks(c: DisksConfig) -> Result<()> {
 }
 
 fn clone(c: CloneConfig) -> Result<()> {
+    if c.offline.offline {
+        return clone_offline(c);
+    }
     let c_json = c.flags.json;
     let opts = CloneOptions {
         source: Selector::parse(&c.source)?,
@@ -507,6 +545,9 @@ fn planner_policy(policy: PolicyArg, grow_part: Option<u32>, sizes: &[String]) -
 }
 
 fn migrate(c: MigrateConfig) -> Result<()> {
+    if c.offline.offline {
+        return migrate_offline(c);
+    }
     let policy = planner_policy(c.policy, c.sizing.grow_part, &c.sizing.sizes)?;
     let opts = sysclone_init::migrate::MigrateOptions {
         source: Selector::parse(&c.source)?,
@@ -531,6 +572,9 @@ fn migrate(c: MigrateConfig) -> Result<()> {
 }
 
 fn save(c: SaveConfig) -> Result<()> {
+    if c.offline.offline {
+        return save_offline(c);
+    }
     // An incremental image must cut chunks on its base's grid, or nothing matches.
     let chunk_bytes = match (&c.chunk_size, &c.base) {
         (Some(s), _) => sysclone_disk::parse_size(s)?,
@@ -591,6 +635,182 @@ fn restore(c: RestoreConfig) -> Result<()> {
     let bytes: u64 = lost.iter().map(|l| l.bytes).sum();
     let msg = format!("finished, but {} chunk(s) of the image could not be used ({bytes} bytes, written as zeros; places above)", lost.len());
     Err(sysclone_disk::BadSectors(msg).into())
+}
+
+fn policy_name(b: BootPolicyArg) -> &'static str {
+    match b {
+        BootPolicyArg::First => "first",
+        BootPolicyArg::Next => "next",
+        BootPolicyArg::Add => "add",
+        BootPolicyArg::None => "none",
+    }
+}
+
+/// The keys every offline job has: it reboots when done, and on failure (nobody is at its
+/// console; the machine comes back to the untouched source).
+fn offline_job(operation: &str) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("operation".into(), operation.into());
+    t.insert("on_success".into(), "reboot".into());
+    t.insert("on_failure".into(), "reboot".into());
+    // Confirmed when it was staged (typed, or --yes): the rescue image asks nobody.
+    t.insert("confirm".into(), "serial".into());
+    t
+}
+
+/// `clone --offline`: plan now on the live disks (a dry run through the same guard), confirm
+/// now, stage the job for the next boot.
+fn clone_offline(c: CloneConfig) -> Result<()> {
+    crate::offline::refuse_options(&[("--map", c.map.is_some()), ("--discard-unused", c.discard_unused), ("--prune-stale", c.prune_stale), ("--json", c.flags.json)])?;
+    let source = Selector::parse(&c.source)?;
+    let targets: Vec<Selector> = c.target.iter().map(|t| Selector::parse(t)).collect::<Result<_>>()?;
+    let boot = match c.boot_policy {
+        Some(b) => b,
+        None if c.target.len() > 1 => BootPolicyArg::None,
+        None => BootPolicyArg::First,
+    };
+    let opts = CloneOptions {
+        source: source.clone(),
+        targets: targets.clone(),
+        protect: c.protect.iter().map(|p| Selector::parse(p)).collect::<Result<_>>()?,
+        boot_entry: boot.into(),
+        prune_stale: false,
+        efivars: c.efivars.clone(),
+        boot_partuuid: None,
+        dry_run: true,
+        confirm: Confirm::Yes,
+        mode: match c.mode {
+            ModeArg::Exact => sysclone_copy::Mode::Exact,
+            ModeArg::Smart => sysclone_copy::Mode::Smart,
+        },
+        verify: c.verify,
+        map: None,
+        discard_unused: false,
+    };
+    run_clone(&opts)?;
+    let (src, src_sel) = crate::offline::stable(&source, &[])?;
+    let mut job = offline_job("clone");
+    job.insert("mode".into(), match c.mode { ModeArg::Exact => "exact", ModeArg::Smart => "smart" }.into());
+    job.insert("source".into(), src_sel.clone().into());
+    let mut writes = Vec::new();
+    let mut sels = Vec::new();
+    for t in &targets {
+        let (d, s) = crate::offline::stable(t, &[&src.name])?;
+        writes.push(d);
+        sels.push(s);
+    }
+    if sels.len() == 1 {
+        job.insert("target".into(), sels[0].clone().into());
+    } else {
+        job.insert("targets".into(), sels.iter().map(|s| toml::Value::from(s.as_str())).collect::<Vec<_>>().into());
+    }
+    job.insert("protect".into(), crate::offline::protect_list(&c.protect)?.into_iter().map(toml::Value::from).collect::<Vec<_>>().into());
+    job.insert("verify".into(), c.verify.into());
+    job.insert("boot_entry".into(), policy_name(boot).into());
+    confirm_offline(&writes, c.flags.yes, c.flags.dry_run)?;
+    let plan = crate::offline::StagePlan { summary: format!("clone {src_sel} -> {}", sels.join(", ")), job, source: src, writes };
+    crate::offline::stage(&c.offline, &c.efivars, plan, c.flags.dry_run)
+}
+
+/// The typed confirmation is asked now: nobody is at the offline job's console.
+fn confirm_offline(writes: &[sysclone_disk::Disk], yes: bool, dry_run: bool) -> Result<()> {
+    if yes || dry_run {
+        return Ok(());
+    }
+    for d in writes {
+        sysclone_init::run::ask_serial(d)?;
+    }
+    Ok(())
+}
+
+/// `migrate --offline`: like [`clone_offline`].
+fn migrate_offline(c: MigrateConfig) -> Result<()> {
+    let policy = planner_policy(c.policy, c.sizing.grow_part, &c.sizing.sizes)?;
+    let source = Selector::parse(&c.source)?;
+    let target = Selector::parse(&c.target)?;
+    let opts = sysclone_init::migrate::MigrateOptions {
+        source: source.clone(),
+        target: target.clone(),
+        protect: Vec::new(),
+        policy,
+        include: c.sizing.only.clone(),
+        exclude: c.exclude.clone(),
+        new_identities: c.new_identities,
+        boot_entry: c.boot_policy.into(),
+        efivars: c.efivars.clone(),
+        boot_partuuid: None,
+        dry_run: true,
+        confirm: Confirm::Yes,
+        prune_stale: false,
+    };
+    sysclone_init::migrate::run_migrate(&opts)?;
+    let (src, src_sel) = crate::offline::stable(&source, &[])?;
+    let (tgt, tgt_sel) = crate::offline::stable(&target, &[&src.name])?;
+    let mut job = offline_job("migrate");
+    job.insert("source".into(), src_sel.clone().into());
+    job.insert("target".into(), tgt_sel.clone().into());
+    job.insert("policy".into(), match c.policy { PolicyArg::Keep => "keep", PolicyArg::Grow => "grow", PolicyArg::Proportional => "proportional", PolicyArg::Explicit => "explicit" }.into());
+    if let Some(g) = c.sizing.grow_part {
+        job.insert("grow_partition".into(), i64::from(g).into());
+    }
+    if !c.sizing.sizes.is_empty() {
+        let mut t = toml::Table::new();
+        for s in &c.sizing.sizes {
+            let (n, size) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("--size {s:?}: expected N=SIZE"))?;
+            t.insert(n.trim().into(), size.trim().into());
+        }
+        job.insert("sizes".into(), t.into());
+    }
+    if let Some(o) = &c.sizing.only {
+        job.insert("include".into(), o.iter().map(|n| toml::Value::from(i64::from(*n))).collect::<Vec<_>>().into());
+    }
+    if !c.exclude.is_empty() {
+        job.insert("exclude".into(), c.exclude.iter().map(|n| toml::Value::from(i64::from(*n))).collect::<Vec<_>>().into());
+    }
+    job.insert("identities".into(), if c.new_identities { "new" } else { "keep" }.into());
+    job.insert("boot_entry".into(), policy_name(c.boot_policy).into());
+    confirm_offline(std::slice::from_ref(&tgt), c.flags.yes, c.flags.dry_run)?;
+    let plan = crate::offline::StagePlan { summary: format!("migrate {src_sel} -> {tgt_sel}"), job, source: src, writes: vec![tgt] };
+    crate::offline::stage(&c.offline, &c.efivars, plan, c.flags.dry_run)
+}
+
+/// `save --offline`: the image directory must be on a mounted partition of another disk; the
+/// job names that disk, partition and path, and the rescue image mounts it.
+fn save_offline(c: SaveConfig) -> Result<()> {
+    let defaults = sysclone_imagefile::SaveOptions::default();
+    crate::offline::refuse_options(&[
+        ("--partitions", c.partitions.is_some()),
+        ("--level", c.level != defaults.level),
+        ("--split-size", sysclone_disk::parse_size(&c.split_size)? != defaults.max_file_bytes),
+        ("--chunk-size", c.chunk_size.is_some()),
+        ("--json", c.json),
+    ])?;
+    let source = Selector::parse(&c.source)?;
+    let req = sysclone_init::imaging::SaveRequest { source: source.clone(), to: c.to.clone(), partitions: None, options: defaults, dry_run: true, confirm_on: None };
+    sysclone_init::imaging::run_save(&req)?;
+    let (src, src_sel) = crate::offline::stable(&source, &[])?;
+    let (disk, part, rel) = sysclone_init::imaging::image_location(&c.to)?;
+    if disk.name == src.name {
+        anyhow::bail!("{} is on the disk being saved; save to another disk", c.to.display());
+    }
+    let disks = sysclone_init::run::disks_now(None)?;
+    let disk_sel = sysclone_init::offline::stable_selector(&disk, &disks)?;
+    let mut image = toml::Table::new();
+    image.insert("disk".into(), disk_sel.clone().into());
+    image.insert("partition".into(), i64::from(part).into());
+    image.insert("path".into(), rel.clone().into());
+    if let Some(b) = &c.base {
+        let (bdisk, bpart, brel) = sysclone_init::imaging::image_location(b)?;
+        if bdisk.name != disk.name || bpart != part {
+            anyhow::bail!("--base {} must be on the same partition as --to with --offline", b.display());
+        }
+        image.insert("base".into(), brel.into());
+    }
+    let mut job = offline_job("save");
+    job.insert("source".into(), src_sel.clone().into());
+    job.insert("image".into(), image.into());
+    let plan = crate::offline::StagePlan { summary: format!("save {src_sel} -> {disk_sel} partition {part}: {rel}"), job, source: src, writes: vec![disk] };
+    crate::offline::stage(&c.offline, &c.efivars, plan, c.dry_run)
 }
 
 /// A job file, held to `policy` (its signature: `sig`, or FILE.minisig) before it is parsed.

@@ -7,6 +7,7 @@ mod exit;
 mod gen_docs;
 mod image;
 mod json;
+mod offline;
 mod saved_image;
 
 use clap::Parser;
