@@ -37,7 +37,11 @@ pub struct CloneReport {
     pub source: String,
     pub target: String,
     pub bytes_planned: u64,
+    /// Bytes read from the source, `bytes_gaps` included.
     pub bytes_read: u64,
+    /// Free bytes between used ranges read and written along with them (gaps of at most
+    /// [`crate::pipeline::MERGE_GAP`], so that one request replaces two).
+    pub bytes_gaps: u64,
     pub bytes_written: u64,
     /// Bytes already finished according to the map of an earlier, interrupted run.
     pub bytes_resumed: u64,
@@ -116,11 +120,14 @@ fn write_table(plan: &ClonePlan, src: &File, tgt: &File) -> Result<Vec<u8>> {
     Ok(head)
 }
 
-/// 5. Read the target back: every piece written, the head and the backup header.
-fn verify_target(plan: &ClonePlan, tgt: &File, hashes: &[(u64, u64, u128)], head: &[u8]) -> Result<Vec<u64>> {
+/// 5. Read the target back: the pieces not read back during the copy (`hashes`), the head
+///    and the backup header. `during`: the mismatches found during the copy.
+fn verify_target(plan: &ClonePlan, tgt: &File, hashes: &[(u64, u64, u128)], during: &[u64], head: &[u8]) -> Result<Vec<u64>> {
     let lbs = plan.logical_sector as u64;
     let mut quiet = |_: u64, _: u64| {};
     let mut bad = verify_hashes(tgt, hashes, &mut quiet)?;
+    bad.extend_from_slice(during);
+    bad.sort_unstable();
     let mut back = vec![0u8; head.len()];
     tgt.read_exact_at(&mut back, 0).context("reading back the target's head")?;
     if back != head {
@@ -171,13 +178,16 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
         }
     };
     let mut stats = CopyStats::default();
+    // Per target: mismatches found while copying.
+    let mut during: Vec<Vec<u64>> = vec![Vec::new(); plans.len()];
     if !live.is_empty() {
         match copy_ranges_to_many(src, &live_files, &ranges, &mut map, &copy, progress, &mut save) {
-            Ok((st, failed)) => {
-                stats = st;
+            Ok((mut st, failed)) => {
                 for (k, f) in failed.into_iter().enumerate() {
                     errors[live[k]] = f;
+                    during[live[k]] = std::mem::take(&mut st.mismatches[k]);
                 }
+                stats = st;
             }
             Err(e) if live.len() == 1 => errors[live[0]] = Some(e),
             Err(e) => {
@@ -202,7 +212,7 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
             }
             let bytes_discarded = if opts.discard_unused && plan.mode == Mode::Smart { discard_unused(plan, tgt)? } else { 0 };
             let (verified, mismatches) = if opts.verify {
-                let bad = verify_target(plan, tgt, &stats.hashes, &head)?;
+                let bad = verify_target(plan, tgt, &stats.hashes, &during[i], &head)?;
                 (Some(bad.is_empty()), bad)
             } else {
                 (None, Vec::new())
@@ -214,6 +224,7 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
                 target: plan.target.clone(),
                 bytes_planned: plan.copy_bytes,
                 bytes_read: stats.bytes_read,
+                bytes_gaps: stats.bytes_gaps,
                 bytes_written: stats.bytes_written,
                 bytes_resumed: resumed,
                 seconds,
