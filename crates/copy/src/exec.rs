@@ -3,7 +3,8 @@
 //! Order of writes, so that an interrupted clone never looks complete:
 //! 1. the target's sector 0, primary GPT header and last sector are zeroed;
 //! 2. the plan's regions are copied (read errors recorded, see the pipeline);
-//! 3. with `verify`, every region written is read back and compared (a target that differs
+//! 3. with `verify`, every region written is read back and compared — during the copy, right
+//!    behind the writer, on O_DIRECT targets; afterwards otherwise (a target that differs
 //!    stops here, without a table: it never looks complete);
 //! 4. the backup GPT (entries, header) is written at the target's end;
 //! 5. sector 0 (boot code, protective MBR resized), the primary header and entries — last,
@@ -42,7 +43,11 @@ pub struct CloneReport {
     pub source: String,
     pub target: String,
     pub bytes_planned: u64,
+    /// Bytes read from the source, `bytes_gaps` included.
     pub bytes_read: u64,
+    /// Free bytes between used ranges read and written along with them (gaps of at most
+    /// [`crate::pipeline::MERGE_GAP`], so that one request replaces two).
+    pub bytes_gaps: u64,
     pub bytes_written: u64,
     /// Bytes already finished according to the map of an earlier, interrupted run.
     pub bytes_resumed: u64,
@@ -121,7 +126,8 @@ fn write_table(plan: &ClonePlan, src: &File, tgt: &File) -> Result<Vec<u8>> {
     Ok(head)
 }
 
-/// 3. Read back every piece the copy wrote (before the table: see the module's order).
+/// 3. Read back every piece the copy wrote and did not read back already while copying
+///    (before the table: see the module's order).
 fn verify_regions(tgt: &File, hashes: &[(u64, u64, u128)]) -> Result<Vec<u64>> {
     let mut quiet = |_: u64, _: u64| {};
     verify_hashes(tgt, hashes, &mut quiet)
@@ -181,13 +187,16 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
         }
     };
     let mut stats = CopyStats::default();
+    // Per target: mismatches found while copying.
+    let mut during: Vec<Vec<u64>> = vec![Vec::new(); plans.len()];
     if !live.is_empty() {
         match copy_ranges_to_many(src, &live_files, &ranges, &mut map, &copy, progress, &mut save) {
-            Ok((st, failed)) => {
-                stats = st;
+            Ok((mut st, failed)) => {
                 for (k, f) in failed.into_iter().enumerate() {
                     errors[live[k]] = f;
+                    during[live[k]] = std::mem::take(&mut st.mismatches[k]);
                 }
+                stats = st;
             }
             Err(e) if live.len() == 1 => errors[live[0]] = Some(e),
             Err(e) => {
@@ -205,7 +214,15 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
             continue;
         }
         let done = (|| -> Result<CloneReport> {
-            let mut mismatches = if opts.verify { verify_regions(tgt, &stats.hashes)? } else { Vec::new() };
+            // What the copy read back as it went (O_DIRECT targets), and the rest now.
+            let mut mismatches = if opts.verify {
+                let mut bad = verify_regions(tgt, &stats.hashes)?;
+                bad.extend_from_slice(&during[i]);
+                bad.sort_unstable();
+                bad
+            } else {
+                Vec::new()
+            };
             // A target that differs from what was written gets no table: it is not a clone.
             let head = if mismatches.is_empty() { Some(write_table(plan, src, tgt)?) } else { None };
             if plans.len() == 1 && head.is_some() {
@@ -224,6 +241,7 @@ pub fn execute_many(plans: &[ClonePlan], src: &File, tgts: &[&File], opts: &Exec
                 target: plan.target.clone(),
                 bytes_planned: plan.copy_bytes,
                 bytes_read: stats.bytes_read,
+                bytes_gaps: stats.bytes_gaps,
                 bytes_written: stats.bytes_written,
                 bytes_resumed: resumed,
                 seconds,

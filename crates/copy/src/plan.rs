@@ -5,6 +5,8 @@ use serde::Serialize;
 use sysclone_disk::{human_bytes, Disk};
 use sysclone_layout::{RawGpt, RelocatedGpt};
 
+use crate::pipeline::{merged_cost, MERGE_GAP};
+
 /// How much of the source is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +208,13 @@ impl ClonePlan {
         );
         for n in &self.notes {
             s.push_str(&format!("          {n}\n"));
+        }
+        if self.mode == Mode::Smart {
+            let ranges: Vec<(u64, u64)> = self.regions.iter().map(|r| (r.start, r.len)).collect();
+            let (requests, gaps) = merged_cost(&ranges, MERGE_GAP);
+            if gaps > 0 {
+                s.push_str(&format!("  reads:  {} ranges as {requests}: free gaps of at most {} between them go along (+{})\n", ranges.len(), human_bytes(MERGE_GAP), human_bytes(gaps)));
+            }
         }
         match &self.gpt {
             Some(g) => s.push_str(&format!("  GPT:    kept entry for entry; backup header moved to LBA {} (target end); primary written last\n", g.backup_header_lba)),
