@@ -60,8 +60,12 @@ pub struct CopyOptions {
 }
 
 impl Default for CopyOptions {
+    /// 16 requests of 2 MiB in flight (measured against 4 × 8 MiB and 8 × 4 MiB, same
+    /// memory: docs/performance.md); for measurements, `SYSCLONE_COPY_DEPTH` and
+    /// `SYSCLONE_COPY_CHUNK_KIB` override the two.
     fn default() -> Self {
-        CopyOptions { chunk: 8 << 20, depth: 4, sector: 512, retries: 2, direct: true, hash: false, shift: 0, checkpoint: false, merge_gap: MERGE_GAP }
+        let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0 && n <= 1 << 20).unwrap_or(default);
+        CopyOptions { chunk: env("SYSCLONE_COPY_CHUNK_KIB", 2 << 10) << 10, depth: env("SYSCLONE_COPY_DEPTH", 16).min(64), sector: 512, retries: 2, direct: true, hash: false, shift: 0, checkpoint: false, merge_gap: MERGE_GAP }
     }
 }
 
