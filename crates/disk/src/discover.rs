@@ -750,27 +750,13 @@ mod tests {
         Disk {
             name: name.into(),
             path: format!("/dev/{name}").into(),
-            devno: String::new(),
             bus: Bus::Nvme,
-            model: None,
-            serial: None,
-            wwn: None,
-            by_id: vec![],
-            by_path: vec![],
             size_bytes: 1 << 30,
             logical_sector: 512,
             physical_sector: 512,
-            rotational: false,
-            removable: false,
-            read_only: false,
             table: "gpt".into(),
-            disk_guid: None,
             partitions: parts,
-            holders: vec![],
-            mounts: vec![],
-            swaps: vec![],
-            roles: vec![],
-            warnings: vec![],
+            ..Default::default()
         }
     }
 

@@ -205,23 +205,11 @@ mod tests {
             bus: Bus::Sata,
             model: Some("M".into()),
             serial: Some(serial.into()),
-            wwn: None,
-            by_id: vec![],
-            by_path: vec![],
             size_bytes: 1 << 30,
             logical_sector: 512,
             physical_sector: 512,
-            rotational: false,
-            removable: false,
-            read_only: false,
             table: "none".into(),
-            disk_guid: None,
-            partitions: vec![],
-            holders: vec![],
-            mounts: vec![],
-            swaps: vec![],
-            roles: vec![],
-            warnings: vec![],
+            ..Default::default()
         }
     }
 

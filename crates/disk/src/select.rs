@@ -157,27 +157,14 @@ mod tests {
         Disk {
             name: name.into(),
             path: format!("/dev/{name}").into(),
-            devno: String::new(),
             bus: Bus::Nvme,
             model: Some("Same Model".into()),
             serial: Some(serial.into()),
-            wwn: None,
-            by_id: vec![],
-            by_path: vec![],
             size_bytes: size,
             logical_sector: 512,
             physical_sector: 512,
-            rotational: false,
-            removable: false,
-            read_only: false,
             table: "none".into(),
-            disk_guid: None,
-            partitions: vec![],
-            holders: vec![],
-            mounts: vec![],
-            swaps: vec![],
-            roles: vec![],
-            warnings: vec![],
+            ..Default::default()
         }
     }
 

@@ -44,27 +44,15 @@ fn source(dir: &Path) -> (std::path::PathBuf, Disk) {
     let disk = Disk {
         name: "file0".into(),
         path: img.clone(),
-        devno: String::new(),
         bus: Bus::Other,
         model: Some("FILE".into()),
         serial: Some("S123".into()),
-        wwn: None,
-        by_id: vec![],
-        by_path: vec![],
         size_bytes: 24 << 20,
         logical_sector: 512,
         physical_sector: 512,
-        rotational: false,
-        removable: false,
-        read_only: false,
         table: "gpt".into(),
-        disk_guid: None,
         partitions: vec![part(1), part(2), part(3)],
-        holders: vec![],
-        mounts: vec![],
-        swaps: vec![],
-        roles: vec![],
-        warnings: vec![],
+        ..Default::default()
     };
     (img, disk)
 }

@@ -72,7 +72,7 @@ pub fn fstab_owner(fstab: &str, disks: &[sysclone_disk::Disk], booted: &str) -> 
 /// The filesystem a kernel command line's `root=` names: `("UUID", id)` or `("PARTUUID", id)`
 /// (lowercase); `None` for any other form (`/dev/sda2`, `LABEL=`) or no `root=`.
 pub fn cmdline_root(cmdline: &str) -> Option<(&'static str, String)> {
-    let v = cmdline.split_whitespace().filter_map(|w| w.strip_prefix("root=")).last()?;
+    let v = cmdline.split_whitespace().filter_map(|w| w.strip_prefix("root=")).next_back()?;
     match v.split_once('=') {
         Some(("UUID", id)) => Some(("UUID", id.to_ascii_lowercase())),
         Some(("PARTUUID", id)) => Some(("PARTUUID", id.to_ascii_lowercase())),

@@ -223,18 +223,13 @@ fn image_disk(img: &Image) -> Disk {
     Disk {
         name: format!("{} (saved image)", m.source.name),
         path: PathBuf::from(&img.location),
-        devno: String::new(),
         bus: sysclone_disk::Bus::Other,
         model: m.source.model.clone(),
         serial: m.source.serial.clone(),
         wwn: m.source.wwn.clone(),
-        by_id: Vec::new(),
-        by_path: Vec::new(),
         size_bytes: m.source.size_bytes,
         logical_sector: m.source.logical_sector,
         physical_sector: m.source.physical_sector,
-        rotational: false,
-        removable: false,
         read_only: true,
         table: m.table.kind.clone(),
         disk_guid: m.table.disk_guid.clone(),
@@ -253,11 +248,7 @@ fn image_disk(img: &Image) -> Disk {
                 fs: None,
             })
             .collect(),
-        holders: Vec::new(),
-        mounts: Vec::new(),
-        swaps: Vec::new(),
-        roles: Vec::new(),
-        warnings: Vec::new(),
+        ..Default::default()
     }
 }
 

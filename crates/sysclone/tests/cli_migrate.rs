@@ -342,5 +342,5 @@ fn xfs_that_would_have_to_shrink_is_refused_with_the_minimum_size() {
     // ESP (32 MiB from 1 MiB) + the XFS partition as it is (340 MiB) + the backup GPT.
     let min = err.split("minimum target size: ").nth(1).and_then(|s| s.split(" (").nth(1)).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<u64>().ok());
     let min = min.unwrap_or_else(|| panic!("no minimum target size in bytes:\n{err}"));
-    assert!(min >= (373 << 20) && min <= (376 << 20), "minimum target size {min}:\n{err}");
+    assert!(((373 << 20)..=(376 << 20)).contains(&min), "minimum target size {min}:\n{err}");
 }
