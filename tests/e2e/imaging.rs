@@ -49,14 +49,8 @@ fn restored_image_boots_on_a_smaller_disk() {
 /// `images/fixture`, an image of `src` saved on the host with `sysclone save` from a
 /// read-only loop device (made by mkfs -d).
 pub(crate) fn images_disk(w: &Path, src: &Path) -> PathBuf {
-    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
-    // The image, saved on the host from a read-only loop device over the fixture.
     let staging = w.join("staging");
-    let image = staging.join("images/fixture");
-    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
-    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", image.to_str().unwrap()]).output().unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+    crate::save_on_host(src, &staging.join("images/fixture"), &[]);
 
     let images = w.join("images.img");
     ext4_disk(&images, 97, Some(&staging));

@@ -11,6 +11,7 @@ use std::time::Instant;
 use sysclone_testutil::Nginx;
 
 use crate::qemu::{Disk, Machine};
+use crate::network::{lab_base, pxe_lab_server};
 use crate::{artifacts, run};
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -52,32 +53,13 @@ fn lab_of_machines_restores_one_image_at_once() {
     let a = artifacts();
     let work = tempfile::tempdir_in(&a).unwrap();
     let w = work.path();
-    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/bench-lab");
     let disk_size = format!("{}M", used_mib + 512);
     let golden = golden_disk(w, &disk_size, used_mib);
     let n = Nginx::start();
     let www = n.www();
-    let base = format!("http://10.0.2.2:{}", n.http);
-    let dev = run("losetup", &["--find", "--show", "--read-only", golden.to_str().unwrap()]).trim().to_string();
-    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", www.join("images/golden").to_str().unwrap(), "--json"]).output().unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
-    let save: serde_json::Value = serde_json::from_slice(&saved.stdout).unwrap();
+    let base = lab_base(&n);
+    let save = pxe_lab_server(&a, &n, &golden, "target = \"serial=LABDISK\"\nconfirm = \"serial\"\nboot_entry = \"none\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n");
     let (used, stored) = (save["bytes_used"].as_u64().unwrap(), save["bytes_stored"].as_u64().unwrap());
-    fs::create_dir_all(www.join("pxe")).unwrap();
-    for f in ["vmlinuz", "initramfs.img"] {
-        fs::copy(a.join("rescue-ui/pxe").join(f), www.join("pxe").join(f)).unwrap();
-    }
-    fs::write(
-        www.join("boot.ipxe"),
-        format!("#!ipxe\nkernel {base}/pxe/vmlinuz initrd=initramfs.img console=ttyS0,115200 panic=10 sysclone.job={base}/lab.toml\ninitrd {base}/pxe/initramfs.img\nboot\n"),
-    )
-    .unwrap();
-    fs::write(
-        www.join("lab.toml"),
-        format!("operation = \"restore\"\ntarget = \"serial=LABDISK\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nboot_entry = \"none\"\nreport_url = \"{base}/report\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n"),
-    )
-    .unwrap();
     let boot_bytes = fs::metadata(www.join("pxe/vmlinuz")).unwrap().len() + fs::metadata(www.join("pxe/initramfs.img")).unwrap().len();
     let sent_before = n.bytes_sent();
 

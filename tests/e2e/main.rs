@@ -30,6 +30,17 @@ pub(crate) fn put_on_stick(stick: &Path, path: &str, text: &str) {
     run("mcopy", &["-o", "-i", &format!("{}@@1M", stick.display()), tmp.to_str().unwrap(), &format!("::/{path}")]);
 }
 
+/// `sysclone save` on the host of the disk image file `disk` (through a read-only loop
+/// device) into `to`, with `extra` options; its JSON report.
+pub(crate) fn save_on_host(disk: &Path, to: &Path, extra: &[&str]) -> serde_json::Value {
+    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
+    let dev = run("losetup", &["--find", "--show", "--read-only", disk.to_str().unwrap()]).trim().to_string();
+    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", to.to_str().unwrap(), "--json"]).args(extra).output().unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(saved.status.success(), "save {extra:?} on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+    serde_json::from_slice(&saved.stdout).unwrap()
+}
+
 pub(crate) fn loader_entry(extra: &str) -> String {
     format!(
         "title sysclone\nlinux /EFI/sysclone/vmlinuz\ninitrd /EFI/sysclone/initramfs.img\noptions console=tty0 console=ttyS0,115200 panic=10 {extra}\n"

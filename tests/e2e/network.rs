@@ -3,11 +3,12 @@
 //! match is refused before anything is written.
 
 use std::fs;
+use std::path::Path;
 
 use sysclone_testutil::Nginx;
 
 use crate::qemu::{Disk, Machine};
-use crate::{line_with, loader_entry, put_on_stick, run, Scene};
+use crate::{line_with, loader_entry, put_on_stick, run, save_on_host, Scene};
 
 #[test]
 fn job_over_http_clones_and_posts_its_report() {
@@ -63,31 +64,11 @@ fn job_over_http_clones_and_posts_its_report() {
 fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
     let Scene { a, work, src, tgt, .. } = Scene::new("rescue-ui", "200M");
     let w = work.path();
-    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
     let expect_root = fs::read_to_string(a.join("fixture/root-sha256")).unwrap().trim().to_string();
     let n = Nginx::start();
     let www = n.www();
-    let base = format!("http://10.0.2.2:{}", n.http);
-    // The golden image, saved on the host.
-    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
-    let saved = std::process::Command::new(&bin).args(["--progress", "none", "save", "--source", &dev, "--to", www.join("images/golden").to_str().unwrap()]).output().unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(saved.status.success(), "save on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
-    // The boot files, the iPXE script and the job.
-    fs::create_dir_all(www.join("pxe")).unwrap();
-    for f in ["vmlinuz", "initramfs.img"] {
-        fs::copy(a.join("rescue-ui/pxe").join(f), www.join("pxe").join(f)).unwrap();
-    }
-    fs::write(
-        www.join("boot.ipxe"),
-        format!("#!ipxe\nkernel {base}/pxe/vmlinuz initrd=initramfs.img console=ttyS0,115200 panic=10 sysclone.job={base}/lab.toml\ninitrd {base}/pxe/initramfs.img\nboot\n"),
-    )
-    .unwrap();
-    fs::write(
-        www.join("lab.toml"),
-        format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nverify = true\nboot_entry = \"first\"\nreport_url = \"{base}/report\"\non_success = \"reboot\"\non_failure = \"poweroff\"\n"),
-    )
-    .unwrap();
+    let base = lab_base(&n);
+    pxe_lab_server(&a, &n, &src, "target = \"serial=TGT1\"\nconfirm = \"serial\"\nverify = true\nboot_entry = \"first\"\non_success = \"reboot\"\non_failure = \"poweroff\"\n");
     // Run 1: network boot, restore, report, reboot.
     let mut m = Machine::new(w, "lab1");
     m.net_boot(&www, &format!("{base}/boot.ipxe"));
@@ -116,19 +97,12 @@ fn pxe_lab_machine_restores_over_http_and_boots_the_restore() {
 fn signed_jobs_and_images_over_http() {
     let Scene { a, work, src, tgt, stick } = Scene::new("rescue-signed", "200M");
     let w = work.path();
-    let bin = std::env::var("SYSCLONE_BIN").expect("SYSCLONE_BIN is not set: run scripts/test");
     let (key, key_pub) = (a.join("trust/lab.key"), a.join("trust/lab.pub"));
     let key_id = fs::read_to_string(&key_pub).unwrap().lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
     let n = Nginx::start();
     let www = n.www();
     let base = format!("http://10.0.2.2:{}", n.http);
-    let dev = run("losetup", &["--find", "--show", "--read-only", src.to_str().unwrap()]).trim().to_string();
-    let saved = std::process::Command::new(&bin)
-        .args(["--progress", "none", "save", "--source", &dev, "--to", www.join("images/golden").to_str().unwrap(), "--sign", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    run("losetup", &["-d", &dev]);
-    assert!(saved.status.success(), "save --sign on the host failed:\n{}", String::from_utf8_lossy(&saved.stderr));
+    save_on_host(&src, &www.join("images/golden"), &["--sign", key.to_str().unwrap()]);
     let manifest_sha = run("sha256sum", &[www.join("images/golden/manifest.json").to_str().unwrap()]).split_whitespace().next().unwrap().to_string();
     let job = www.join("lab.toml");
     let job_text = format!("operation = \"restore\"\ntarget = \"serial=TGT1\"\nconfirm = \"serial\"\nimage = {{ url = \"{base}/images/golden/\" }}\nboot_entry = \"none\"\non_success = \"poweroff\"\non_failure = \"poweroff\"\n");
@@ -163,4 +137,30 @@ fn signed_jobs_and_images_over_http() {
     assert!(log.contains("SYSCLONE-RESULT ok"), "{log}");
     let v = run("sgdisk", &["-v", tgt.to_str().unwrap()]);
     assert!(v.contains("No problems found"), "{v}");
+}
+
+/// The lab server's address as a guest on QEMU's user network sees it.
+pub(crate) fn lab_base(n: &Nginx) -> String {
+    format!("http://10.0.2.2:{}", n.http)
+}
+
+/// A PXE lab in nginx's tree: `disk` saved on the host as `images/golden` (the save's JSON
+/// report is returned), the rescue-ui image's kernel and initramfs under `pxe/`, `boot.ipxe`
+/// naming the job `lab.toml`, and the job: a restore of the golden image with `keys` (the
+/// target, confirm, boot entry, on_success, …) and the report posted back to nginx.
+pub(crate) fn pxe_lab_server(a: &Path, n: &Nginx, disk: &Path, keys: &str) -> serde_json::Value {
+    let www = n.www();
+    let base = lab_base(n);
+    let saved = save_on_host(disk, &www.join("images/golden"), &[]);
+    fs::create_dir_all(www.join("pxe")).unwrap();
+    for f in ["vmlinuz", "initramfs.img"] {
+        fs::copy(a.join("rescue-ui/pxe").join(f), www.join("pxe").join(f)).unwrap();
+    }
+    fs::write(
+        www.join("boot.ipxe"),
+        format!("#!ipxe\nkernel {base}/pxe/vmlinuz initrd=initramfs.img console=ttyS0,115200 panic=10 sysclone.job={base}/lab.toml\ninitrd {base}/pxe/initramfs.img\nboot\n"),
+    )
+    .unwrap();
+    fs::write(www.join("lab.toml"), format!("operation = \"restore\"\nimage = {{ url = \"{base}/images/golden/\" }}\nreport_url = \"{base}/report\"\n{keys}")).unwrap();
+    saved
 }
